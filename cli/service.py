@@ -1,0 +1,78 @@
+"""`regpilot serve`, `worker`, `beat`: the production parts, one per process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cli.common import friendly_errors, settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=int,
+              help="gunicorn sync worker processes.")
+@friendly_errors
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the webhook receiver under gunicorn (same as gunicorn 'handlers:create_app()')."""
+    from gunicorn.app.base import BaseApplication
+
+    from handlers import create_app
+
+    config = settings()
+    create_app(config)  # refuse to start here, with a clear message, if anything is wrong
+
+    class Receiver(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "sync")
+            self.cfg.set("timeout", 30)
+            self.cfg.set("accesslog", None)
+
+        def load(self) -> Any:
+            return create_app(config)
+
+    click.echo(f"regpilot receiver on http://{host}:{port}", err=True)
+    Receiver().run()
+
+
+@click.command()
+@click.option("--concurrency", "-c", default=2, show_default=True, type=int,
+              help="Worker processes.")
+@click.option("--pool", default="prefork", show_default=True,
+              type=click.Choice(["prefork", "solo", "threads"]), help="Celery pool.")
+@click.option("--hostname", default=None, help="Celery node name (default: regpilot@<host>).")
+@friendly_errors
+def worker(concurrency: int, pool: str, hostname: str | None) -> None:
+    """Run a Celery worker that processes regpilot's queue."""
+    from config.policy import load_policy
+    from observability.logging import setup_logging
+
+    config = settings()
+    setup_logging(config.log_format, config.log_level)
+    load_policy(config.policy_file)  # an invalid policy stops the worker before it takes work
+    from tasks.celery_app import app
+
+    argv = ["worker", "-Q", config.task_queue, "-c", str(concurrency), "-P", pool,
+            "--loglevel", config.log_level, "--without-gossip", "--without-mingle"]
+    if hostname:
+        argv += ["-n", hostname]
+    app.worker_main(argv)
+
+
+@click.command()
+@friendly_errors
+def beat() -> None:
+    """Run Celery beat: the periodic reconciliation sweep."""
+    from observability.logging import setup_logging
+
+    config = settings()
+    setup_logging(config.log_format, config.log_level)
+    from tasks.celery_app import app
+
+    schedule = config.state_dir / "celerybeat-schedule"
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel", config.log_level, "-s", str(schedule)])

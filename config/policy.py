@@ -1,0 +1,253 @@
+"""The governance policy file: per-model gate, aliases and retention, with inheritance."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.gate import ChampionRule, Direction, GateRules, Threshold
+from core.retention import PruneAction, RetentionRules
+
+
+class PolicyError(Exception):
+    """An invalid policy file; the message names the file, line and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricBound(_Strict):
+    """`{min: x}` (higher is better) or `{max: y}` (lower is better)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MetricBound:
+        if (self.min is None) == (self.max is None):
+            raise ValueError("give exactly one of 'min' or 'max'")
+        return self
+
+    def threshold(self, metric: str) -> Threshold:
+        """Return the core threshold for this bound."""
+        if self.min is not None:
+            return Threshold(metric, Direction.MIN, self.min)
+        assert self.max is not None
+        return Threshold(metric, Direction.MAX, self.max)
+
+
+class ChampionPolicy(_Strict):
+    """Compare a candidate with the current champion on one metric."""
+
+    metric: str
+    direction: Literal["min", "max"] | None = None
+    min_improvement: float = Field(default=0.0, ge=0.0)
+
+
+class AliasPolicy(_Strict):
+    """Alias names."""
+
+    challenger: str = Field(default="challenger", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
+    champion: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
+
+
+class RetentionPolicy(_Strict):
+    """How many versions to keep and what to do with the rest."""
+
+    keep: int = Field(default=10, ge=1)
+    action: Literal["archive", "delete"] = "archive"
+    protected_stages: list[str] = Field(default_factory=lambda: ["Production", "Staging"])
+
+
+class ModelPolicy(_Strict):
+    """The effective policy of one model."""
+
+    metrics: dict[str, MetricBound] = Field(default_factory=dict)
+    require_signature: bool = False
+    required_tags: list[str] = Field(default_factory=list)
+    required_params: list[str] = Field(default_factory=list)
+    champion: ChampionPolicy | None = None
+    auto_promote: bool = False
+    aliases: AliasPolicy = Field(default_factory=AliasPolicy)
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+
+    @model_validator(mode="after")
+    def _promotion_needs_comparison(self) -> ModelPolicy:
+        if self.auto_promote and self.champion is None:
+            raise ValueError("auto_promote needs a 'champion' comparison (metric and margin)")
+        return self
+
+    def champion_rule(self) -> ChampionRule | None:
+        """Return the direction-aware champion rule, if any."""
+        if self.champion is None:
+            return None
+        direction = self.champion.direction
+        if direction is None:
+            bound = self.metrics.get(self.champion.metric)
+            direction = "max" if bound is not None and bound.max is not None else "min"
+        return ChampionRule(self.champion.metric, Direction(direction), self.champion.min_improvement)
+
+    def gate_rules(self) -> GateRules:
+        """Return the core gate rules for this model."""
+        return GateRules(
+            thresholds=tuple(bound.threshold(m) for m, bound in sorted(self.metrics.items())),
+            require_signature=self.require_signature,
+            required_tags=tuple(self.required_tags),
+            required_params=tuple(self.required_params),
+            champion=self.champion_rule(),
+        )
+
+    def retention_rules(self) -> RetentionRules:
+        """Return the core retention rules for this model."""
+        return RetentionRules(
+            keep=self.retention.keep,
+            action=PruneAction(self.retention.action),
+            protected_stages=frozenset(self.retention.protected_stages),
+        )
+
+
+class PolicyFile(_Strict):
+    """The whole file as written."""
+
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    models: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    name_mapping: dict[str, str] = Field(default_factory=dict)
+
+
+SEED_METRICS: dict[str, dict[str, float]] = {
+    "test_accuracy": {"min": 0.85},
+    "test_precision": {"min": 0.80},
+    "test_recall": {"min": 0.80},
+}
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge a model's override onto the defaults.
+
+    `metrics` merge by metric name (each bound is replaced whole; null drops an inherited
+    metric); `aliases`, `retention` and `champion` merge by key; anything else is replaced.
+    """
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        inherited = merged.get(key)
+        if key == "metrics" and isinstance(value, Mapping) and isinstance(inherited, Mapping):
+            combined = {**inherited, **value}
+            merged[key] = {k: v for k, v in combined.items() if v is not None}
+        elif isinstance(value, Mapping) and isinstance(inherited, Mapping):
+            merged[key] = {**inherited, **value}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded, validated policy: effective per-model policies with inheritance applied."""
+
+    source: str
+    defaults: ModelPolicy
+    overrides: Mapping[str, ModelPolicy]
+    name_mapping: Mapping[str, str]
+
+    def for_model(self, name: str) -> ModelPolicy:
+        """Return the effective policy for a registered model (full or short UC name)."""
+        if name in self.overrides:
+            return self.overrides[name]
+        short = name.rsplit(".", 1)[-1]
+        return self.overrides.get(short, self.defaults)
+
+    def mapped_name(self, experiment_name: str | None) -> str | None:
+        """Return the registered model an experiment maps to, if the policy says."""
+        if experiment_name is None:
+            return None
+        return self.name_mapping.get(experiment_name) or self.name_mapping.get(
+            experiment_name.rsplit("/", 1)[-1]
+        )
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    # Walk the YAML node tree along a pydantic error location to report a 1-based line.
+    current = node
+    line = current.start_mark.line + 1 if current is not None else None
+    for part in loc:
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                if key_node.value == str(part):
+                    current = value_node
+                    line = key_node.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            if part < len(current.value):
+                current = current.value[part]
+                line = current.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _raise_validation(
+    exc: ValidationError, source: str, root: yaml.Node | None, prefix: tuple[Any, ...]
+) -> None:
+    first = exc.errors()[0]
+    loc = prefix + tuple(first["loc"])
+    # Pydantic puts the union/model tag in loc; keep only the path a user wrote.
+    path = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    line = _line_of(root, path)
+    field = ".".join(str(p) for p in path) or "(top level)"
+    where = f"{source}:{line}" if line else source
+    raise PolicyError(f"{where}: invalid policy field '{field}': {first['msg']}") from exc
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    """Parse and validate policy YAML, raising PolicyError that names file, line and field."""
+    try:
+        root = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise PolicyError(f"{source}{line}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{source}:1: the policy must be a mapping with 'defaults' and 'models'")
+    try:
+        parsed = PolicyFile.model_validate(raw)
+    except ValidationError as exc:
+        _raise_validation(exc, source, root, ())
+    # With no `defaults.metrics` the seed's gate applies; a file that writes one defines the gate.
+    base = ModelPolicy().model_dump(exclude_none=True)
+    if "metrics" not in parsed.defaults:
+        base["metrics"] = copy.deepcopy(SEED_METRICS)
+    try:
+        defaults = ModelPolicy.model_validate(_merge(base, parsed.defaults))
+    except ValidationError as exc:
+        _raise_validation(exc, source, root, ("defaults",))
+    overrides: dict[str, ModelPolicy] = {}
+    effective_defaults = defaults.model_dump(exclude_none=True)
+    for name, override in parsed.models.items():
+        try:
+            overrides[name] = ModelPolicy.model_validate(
+                _merge(effective_defaults, override or {})
+            )
+        except ValidationError as exc:
+            _raise_validation(exc, source, root, ("models", name))
+    return Policy(source, defaults, overrides, dict(parsed.name_mapping))
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read policy file: {exc.strerror}") from exc
+    return parse_policy(text, str(path))

@@ -1,0 +1,1 @@
+"""Pure decisions: no Flask, Celery, Redis or MLflow imports here."""

@@ -1,0 +1,161 @@
+"""Verify and sign webhook deliveries: pure functions of (secrets, headers, body, now)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+
+STANDARD_PREFIX = "whsec_"
+
+
+class SignatureError(Exception):
+    """A delivery whose signature or timestamp does not verify; `reason` is safe to return."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _check_timestamp(raw: str | None, now: float, tolerance: int) -> int:
+    if raw is None or not raw.strip():
+        raise SignatureError("missing timestamp header")
+    try:
+        timestamp = int(raw.strip())
+    except ValueError as exc:
+        raise SignatureError("timestamp header is not an integer") from exc
+    if abs(now - timestamp) > tolerance:
+        raise SignatureError("timestamp outside the tolerated window")
+    return timestamp
+
+
+def _hmac_b64(key: bytes, message: bytes) -> str:
+    return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode("ascii")
+
+
+def _matches_any(expected: Sequence[str], offered: Sequence[str]) -> bool:
+    # Compare every pair in constant time; never short-circuit on the first byte.
+    found = False
+    for want in expected:
+        for got in offered:
+            found |= hmac.compare_digest(want.encode("ascii"), got.encode("ascii", "replace"))
+    return found
+
+
+# --- MLflow (X-MLflow-*): key is the raw secret as UTF-8, one "v1,<b64>" signature -------------
+
+MLFLOW_DELIVERY_ID = "X-MLflow-Delivery-Id"
+MLFLOW_TIMESTAMP = "X-MLflow-Timestamp"
+MLFLOW_SIGNATURE = "X-MLflow-Signature"
+
+
+def sign_mlflow(secret: str, delivery_id: str, timestamp: int, body: bytes) -> str:
+    """Return the X-MLflow-Signature value MLflow would send for this delivery."""
+    message = f"{delivery_id}.{timestamp}.".encode() + body
+    return "v1," + _hmac_b64(secret.encode("utf-8"), message)
+
+
+def verify_mlflow(
+    secrets: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    tolerance: int = 300,
+) -> str:
+    """Verify an MLflow registry delivery and return its delivery id, or raise SignatureError."""
+    delivery_id = _header(headers, MLFLOW_DELIVERY_ID)
+    if not delivery_id:
+        raise SignatureError("missing X-MLflow-Delivery-Id header")
+    signature = _header(headers, MLFLOW_SIGNATURE)
+    if not signature:
+        raise SignatureError("missing X-MLflow-Signature header")
+    timestamp = _check_timestamp(_header(headers, MLFLOW_TIMESTAMP), now, tolerance)
+    if not signature.startswith("v1,"):
+        raise SignatureError("unsupported signature version")
+    expected = [sign_mlflow(secret, delivery_id, timestamp, body)[3:] for secret in secrets]
+    if not _matches_any(expected, [signature[3:]]):
+        raise SignatureError("signature does not match")
+    return delivery_id
+
+
+# --- Standard Webhooks (webhook-*): key is base64 after "whsec_", space-separated signatures -----
+
+STANDARD_ID = "webhook-id"
+STANDARD_TIMESTAMP = "webhook-timestamp"
+STANDARD_SIGNATURE = "webhook-signature"
+
+
+def decode_standard_secret(secret: str) -> bytes:
+    """Return the HMAC key of a `whsec_<base64>` secret; raise ValueError if it is not one."""
+    encoded = secret[len(STANDARD_PREFIX) :] if secret.startswith(STANDARD_PREFIX) else secret
+    try:
+        key = base64.b64decode(encoded + "==", validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("webhook secret is not base64 after the whsec_ prefix") from exc
+    if not key:
+        raise ValueError("webhook secret is empty")
+    return key
+
+
+def sign_standard(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """Return a `webhook-signature` value (Standard Webhooks v1) for this message."""
+    message = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + _hmac_b64(decode_standard_secret(secret), message)
+
+
+def verify_standard(
+    secrets: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    tolerance: int = 300,
+) -> str:
+    """Verify a Standard Webhooks delivery and return its message id, or raise SignatureError."""
+    message_id = _header(headers, STANDARD_ID)
+    if not message_id:
+        raise SignatureError("missing webhook-id header")
+    signature_header = _header(headers, STANDARD_SIGNATURE)
+    if not signature_header:
+        raise SignatureError("missing webhook-signature header")
+    timestamp = _check_timestamp(_header(headers, STANDARD_TIMESTAMP), now, tolerance)
+    offered = [
+        part[3:] for part in signature_header.split(" ") if part.startswith("v1,") and len(part) > 3
+    ]
+    if not offered:
+        raise SignatureError("no v1 signature in webhook-signature")
+    expected = [sign_standard(secret, message_id, timestamp, body)[3:] for secret in secrets]
+    if not _matches_any(expected, offered):
+        raise SignatureError("signature does not match")
+    return message_id
+
+
+# --- Databricks workspace registry: lowercase hex HMAC-SHA256 of the raw body, no timestamp ------
+
+DATABRICKS_SIGNATURE = "X-Databricks-Signature"
+
+
+def sign_databricks(secret: str, body: bytes) -> str:
+    """Return the X-Databricks-Signature value for a registry webhook body."""
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def verify_databricks(secrets: Sequence[str], headers: Mapping[str, str], body: bytes) -> None:
+    """Verify a Databricks registry webhook body, or raise SignatureError."""
+    signature = _header(headers, DATABRICKS_SIGNATURE)
+    if not signature:
+        raise SignatureError("missing X-Databricks-Signature header")
+    expected = [sign_databricks(secret, body) for secret in secrets]
+    if not _matches_any(expected, [signature.strip().lower()]):
+        raise SignatureError("signature does not match")

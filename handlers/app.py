@@ -1,0 +1,66 @@
+"""The Flask app factory: `gunicorn 'handlers:create_app()'`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from flask import Flask
+
+from config.policy import load_policy
+from config.settings import Settings
+from handlers import health, mlflow_hooks, runs
+from handlers.errors import install_error_handlers
+from handlers.intake import Intake
+from observability.logging import setup_logging
+from stores.redis_store import RedisStore
+from tasks.celery_app import create_celery
+
+log = logging.getLogger("regpilot.receiver")
+
+
+class ConfigurationError(Exception):
+    """Settings that make the receiver unsafe or unable to run; it refuses to start."""
+
+
+def check_secrets(settings: Settings) -> None:
+    """Refuse to run with no webhook secret at all, unless insecure mode is asked for loudly."""
+    if settings.mlflow_webhook_secrets or settings.run_webhook_secrets:
+        return
+    if settings.insecure_no_signature:
+        log.warning(
+            "receiver.insecure_mode: accepting UNSIGNED webhooks; never do this outside local play"
+        )
+        return
+    raise ConfigurationError(
+        "no webhook secret configured: set REGPILOT_MLFLOW_WEBHOOK_SECRET and/or "
+        "REGPILOT_RUN_WEBHOOK_SECRET (or REGPILOT_INSECURE_NO_SIGNATURE=true for local play)"
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    configure_logging: bool = True,
+) -> Flask:
+    """Build the receiver. Raises ConfigurationError or PolicyError when it must not start."""
+    settings = settings or Settings()
+    if configure_logging:
+        setup_logging(settings.log_format, settings.log_level)
+    check_secrets(settings)
+    load_policy(settings.policy_file)  # an invalid policy stops the start, naming file and line
+    app = Flask("regpilot")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["regpilot"] = Intake(
+        settings=settings,
+        store=RedisStore.from_settings(settings),
+        celery=create_celery(settings),
+        clock=clock,
+    )
+    for blueprint in (runs.blueprint, mlflow_hooks.blueprint, health.blueprint):
+        app.register_blueprint(blueprint)
+    install_error_handlers(app)
+    return app

@@ -1,0 +1,25 @@
+"""`GET /healthz`: the process is alive; `GET /readyz`: Redis answers and the policy loaded."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+
+from handlers.errors import json_response
+from handlers.intake import intake
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    """Answer 200 while the process runs."""
+    return json_response(200, status="ok")
+
+
+@blueprint.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """Answer 200 when Redis answers (the policy loaded at start-up, or we would not run)."""
+    redis_ok = intake().store.ping()
+    return json_response(200 if redis_ok else 503, status="ready" if redis_ok else "not ready",
+                         redis=redis_ok, policy=True)

@@ -1,0 +1,146 @@
+"""The steps every webhook endpoint shares: read bytes, parse JSON safely, dedupe, enqueue."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Celery
+from flask import Request, current_app
+from flask.typing import ResponseReturnValue
+from kombu.exceptions import KombuError, OperationalError
+
+from config.settings import Settings
+from handlers.errors import Reject, json_response
+from stores.redis_store import RedisStore
+
+log = logging.getLogger("regpilot.webhook")
+MAX_JSON_DEPTH = 32
+
+
+@dataclass
+class Intake:
+    """The receiver's collaborators, built once per app."""
+
+    settings: Settings
+    store: RedisStore
+    celery: Celery
+    clock: Callable[[], float]
+
+
+def intake() -> Intake:
+    """Return the current app's Intake."""
+    value = current_app.extensions["regpilot"]
+    assert isinstance(value, Intake)
+    return value
+
+
+def read_body(request: Request, limit: int) -> bytes:
+    """Return the raw body (the signature covers these bytes), refusing oversized ones first."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Reject(413, "request body too large", limit=limit)
+    body = request.get_data(cache=True)
+    if len(body) > limit:
+        raise Reject(413, "request body too large", limit=limit)
+    return body
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:
+    """Parse a JSON object body, or raise a 4xx Reject that says why."""
+    mimetype = (request.mimetype or "").lower()
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise Reject(415, "content type must be application/json")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Reject(400, "body is not valid UTF-8") from exc
+    try:
+        data = json.loads(text)
+    except RecursionError as exc:
+        raise Reject(400, "JSON nested too deeply") from exc
+    except ValueError as exc:
+        raise Reject(400, "body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise Reject(400, "body must be a JSON object")
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise Reject(400, "JSON nested too deeply")
+    return data
+
+
+def enqueue(
+    source: str,
+    delivery_id: str,
+    task_name: str,
+    args: list[Any],
+    summary: dict[str, Any],
+) -> ResponseReturnValue:
+    """Claim the delivery id, then queue the task; answer 202, 200 duplicate or 503."""
+    ctx = intake()
+    try:
+        claimed = ctx.store.claim_delivery(source, delivery_id, summary)
+    except redis.RedisError as exc:
+        log.warning("webhook.store_unavailable", extra={"source": source,
+                                                        "delivery_id": delivery_id,
+                                                        "error": type(exc).__name__})
+        raise Reject(503, "queue unavailable, retry later") from exc
+    if not claimed:
+        log.info("webhook.duplicate", extra={"source": source, "delivery_id": delivery_id})
+        return json_response(200, status="duplicate", delivery_id=delivery_id)
+    task_id = f"{source}-{delivery_id}"
+    try:
+        ctx.celery.send_task(
+            task_name,
+            args=args,
+            kwargs={"source": source, "delivery_id": delivery_id},
+            task_id=task_id,
+            queue=ctx.settings.task_queue,
+            retry=False,
+        )
+    except (OperationalError, KombuError, redis.RedisError, OSError) as exc:
+        _release_quietly(ctx.store, source, delivery_id)
+        log.warning("webhook.enqueue_failed", extra={"source": source,
+                                                     "delivery_id": delivery_id,
+                                                     "error": type(exc).__name__})
+        raise Reject(503, "queue unavailable, retry later") from exc
+    log.info("webhook.queued", extra={"source": source, "delivery_id": delivery_id,
+                                      **{k: v for k, v in summary.items() if k in _LOGGED}})
+    return json_response(202, status="queued", delivery_id=delivery_id, task_id=task_id)
+
+
+_LOGGED = {"event", "run_id", "model", "version"}
+
+
+def _release_quietly(store: RedisStore, source: str, delivery_id: str) -> None:
+    try:
+        store.release_delivery(source, delivery_id)
+    except redis.RedisError:
+        log.warning("webhook.release_failed", extra={"source": source,
+                                                     "delivery_id": delivery_id})
+
+
+def ignored(source: str, delivery_id: str, reason: str, summary: dict[str, Any]) -> ResponseReturnValue:
+    """Answer 200 `ignored` (so the sender does not retry) and record it when Redis answers."""
+    log.info("webhook.ignored", extra={"source": source, "delivery_id": delivery_id,
+                                       "reason": reason})
+    try:
+        intake().store.record_unqueued(source, delivery_id,
+                                       {**summary, "outcome": "ignored", "detail": reason})
+    except redis.RedisError:
+        pass  # the history is best effort for events we do not act on
+    return json_response(200, status="ignored", reason=reason, delivery_id=delivery_id)

@@ -1,0 +1,16 @@
+"""Registry adapters: the only modules that import mlflow or databricks-sdk."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from core.registry_port import Registry
+
+
+def build_registry(settings: Settings) -> Registry:
+    """Return the registry adapter the settings point at (imports mlflow lazily)."""
+    from registry.mlflow_registry import MlflowRegistry
+
+    return MlflowRegistry.from_settings(settings)

@@ -1,0 +1,1 @@
+"""Redis-backed state: delivery claims, event history, decision records, locks, dead letters."""

@@ -1,0 +1,216 @@
+"""Everything regpilot keeps in Redis, under one key prefix, bounded in size."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+from config.settings import Settings
+
+
+class LockTimeout(Exception):
+    """Another task holds the model's lock for longer than we are willing to wait."""
+
+
+class RedisStore:
+    """Delivery claims, event history, decisions, dead letters and per-model locks."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        *,
+        delivery_ttl: int = 7 * 24 * 3600,
+        max_events: int = 10_000,
+        max_decisions: int = 1_000,
+        lock_timeout: int = 120,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.delivery_ttl = delivery_ttl
+        self.max_events = max_events
+        self.max_decisions = max_decisions
+        self.lock_timeout = lock_timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: redis.Redis | None = None) -> RedisStore:
+        """Build the store from settings (one connection pool per process)."""
+        return cls(
+            client or connect(settings.redis_url),
+            settings.key_prefix,
+            delivery_ttl=settings.delivery_ttl_seconds,
+            max_events=settings.history_max_events,
+            max_decisions=settings.decisions_max_per_model,
+            lock_timeout=settings.lock_timeout_seconds,
+        )
+
+    def key(self, *parts: str) -> str:
+        """Return a prefixed key."""
+        return self.prefix + ":".join(parts)
+
+    # --- deliveries and the event history ---------------------------------------------------
+
+    def claim_delivery(self, source: str, delivery_id: str, summary: dict[str, Any]) -> bool:
+        """Claim a delivery id and record it in the event history; False if already claimed.
+
+        One round trip: the claim (SET NX), the history record and the index trim are sent as a
+        pipeline whose later commands are no-ops when the claim fails (guarded by a Lua script).
+        """
+        record = json.dumps({**summary, "source": source, "delivery_id": delivery_id,
+                             "received_at": time.time(), "outcome": "queued"})
+        claimed = self._claim_script(
+            keys=[
+                self.key("delivery", source, delivery_id),
+                self.key("event", source, delivery_id),
+                self.key("events"),
+            ],
+            args=[self.delivery_ttl, record, f"{source}:{delivery_id}", self.max_events],
+        )
+        return bool(claimed)
+
+    @property
+    def _claim_script(self) -> Any:
+        script = getattr(self, "_claim", None)
+        if script is None:
+            script = self.client.register_script(_CLAIM_LUA)
+            self._claim = script
+        return script
+
+    def release_delivery(self, source: str, delivery_id: str) -> None:
+        """Forget a claim (the enqueue failed, so the sender's retry must be accepted)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(self.key("delivery", source, delivery_id))
+        pipe.delete(self.key("event", source, delivery_id))
+        pipe.lrem(self.key("events"), 1, f"{source}:{delivery_id}")
+        pipe.execute()
+
+    def record_unqueued(self, source: str, delivery_id: str, summary: dict[str, Any]) -> None:
+        """Record a delivery that was not queued (ignored, duplicate, rejected)."""
+        entry_id = f"{source}:{delivery_id}:{uuid.uuid4().hex[:8]}"
+        record = {**summary, "source": source, "delivery_id": delivery_id,
+                  "received_at": time.time()}
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.key("event", entry_id), json.dumps(record), ex=self.delivery_ttl)
+        pipe.lpush(self.key("events"), entry_id)
+        pipe.ltrim(self.key("events"), 0, self.max_events - 1)
+        pipe.execute()
+
+    def set_outcome(self, source: str, delivery_id: str, outcome: str, detail: str = "") -> None:
+        """Record what the worker made of a delivery (processed, failed, dead)."""
+        key = self.key("event", source, delivery_id)
+        raw = self.client.get(key)
+        record = json.loads(raw) if raw else {"source": source, "delivery_id": delivery_id}
+        record.update({"outcome": outcome, "detail": detail[:500], "finished_at": time.time()})
+        self.client.set(key, json.dumps(record), ex=self.delivery_ttl)
+
+    def events(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Return the newest received deliveries, newest first."""
+        ids = self.client.lrange(self.key("events"), 0, max(0, limit - 1))
+        if not ids:
+            return []
+        raws = self.client.mget([self.key("event", _s(i)) for i in ids])
+        return [json.loads(r) for r in raws if r]
+
+    # --- decision records ---------------------------------------------------------------------
+
+    def record_decision(self, model: str, decision: dict[str, Any]) -> None:
+        """Append a decision record to the model's history (newest first, bounded)."""
+        entry = json.dumps({"at": time.time(), "model": model, **decision}, default=str)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpush(self.key("decisions", model), entry)
+        pipe.ltrim(self.key("decisions", model), 0, self.max_decisions - 1)
+        pipe.sadd(self.key("models"), model)
+        pipe.execute()
+
+    def decisions(self, model: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Return a model's decision records, newest first."""
+        raws = self.client.lrange(self.key("decisions", model), 0, max(0, limit - 1))
+        return [json.loads(r) for r in raws]
+
+    def models(self) -> list[str]:
+        """Return every model regpilot has decided something about."""
+        return sorted(_s(m) for m in self.client.smembers(self.key("models")))
+
+    # --- dead letters ---------------------------------------------------------------------
+
+    def add_dead_letter(self, letter: dict[str, Any]) -> str:
+        """Store a task whose retries are exhausted; return its id."""
+        letter_id = letter.get("id") or uuid.uuid4().hex
+        entry = json.dumps({**letter, "id": letter_id, "dead_at": time.time()}, default=str)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.key("dead"), letter_id, entry)
+        pipe.execute()
+        return str(letter_id)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Return every dead letter, oldest first."""
+        letters = [json.loads(v) for v in self.client.hvals(self.key("dead"))]
+        return sorted(letters, key=lambda item: item.get("dead_at", 0))
+
+    def dead_letter(self, letter_id: str) -> dict[str, Any] | None:
+        """Return one dead letter."""
+        raw = self.client.hget(self.key("dead"), letter_id)
+        return json.loads(raw) if raw else None
+
+    def drop_dead_letter(self, letter_id: str) -> bool:
+        """Remove a dead letter; True if it existed."""
+        return bool(self.client.hdel(self.key("dead"), letter_id))
+
+    # --- per-model locks --------------------------------------------------------------------
+
+    @contextmanager
+    def model_lock(self, model: str, wait: float | None = None) -> Iterator[None]:
+        """Hold the model's lock: alias moves and retention for one model never interleave.
+
+        The lock expires after `lock_timeout`, so a worker that dies holding it cannot wedge
+        the model.
+        """
+        lock = self.client.lock(
+            self.key("lock", model),
+            timeout=self.lock_timeout,
+            blocking_timeout=self.lock_timeout if wait is None else wait,
+        )
+        if not lock.acquire():
+            raise LockTimeout(f"model {model!r} is locked by another task")
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:
+                pass  # expired while we worked: another task may hold it now
+
+    def ping(self) -> bool:
+        """Tell whether Redis answers."""
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+
+_CLAIM_LUA = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
+  redis.call('LPUSH', KEYS[3], ARGV[3])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+  return 1
+end
+return 0
+"""
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def connect(url: str) -> redis.Redis:
+    """Return a Redis client with short timeouts, so an outage answers 503 quickly."""
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+    )

@@ -1,0 +1,47 @@
+"""Per-process collaborators of the tasks, built once on first use."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from config.policy import Policy, load_policy
+from config.settings import Settings
+from core.registry_port import Registry
+from registry import build_registry
+from stores.redis_store import RedisStore
+from workflows.context import Context, Trigger
+
+
+@lru_cache(maxsize=1)
+def _settings() -> Settings:
+    from tasks.celery_app import app
+
+    settings = app.conf.get("regpilot_settings")
+    return settings if isinstance(settings, Settings) else Settings()
+
+
+@lru_cache(maxsize=1)
+def _policy() -> Policy:
+    return load_policy(_settings().policy_file)
+
+
+@lru_cache(maxsize=1)
+def _registry() -> Registry:
+    return build_registry(_settings())
+
+
+@lru_cache(maxsize=1)
+def store() -> RedisStore:
+    """Return this process's Redis store."""
+    return RedisStore.from_settings(_settings())
+
+
+def context(source: str, delivery_id: str | None) -> Context:
+    """Return a workflow context for one task run."""
+    return Context(
+        registry=_registry(),
+        policy=_policy(),
+        settings=_settings(),
+        store=store(),
+        trigger=Trigger(source, delivery_id),
+    )

@@ -1,0 +1,1 @@
+"""Apply core decisions through the registry port: shared by the Celery tasks and the CLI."""

@@ -1,0 +1,100 @@
+"""Register a model version with the seed's tags and metadata, at most once per run and model."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from core.gate import Verdict
+from core.registry_port import LoggedModel, ModelVersion, RunInfo
+from core.tags import (
+    FRAMEWORK,
+    METADATA,
+    REGISTERED_BY,
+    REGISTERED_BY_US,
+    REGISTRATION_DATE,
+    SOURCE_RUN_ID,
+    VALIDATION_REPORT,
+    VALIDATION_SKIPPED,
+    VALIDATION_STATUS,
+    fit_json,
+)
+from workflows.context import Context
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+def metadata_tag(run: RunInfo, model: LoggedModel) -> str:
+    """Return the `metadata` tag: training date, metrics, params and features, within limits."""
+    metrics = {**run.metrics, **model.metrics}
+    return fit_json(
+        {
+            "training_date": _iso(run.end_ms or run.start_ms),
+            "metrics": {k: round(v, 6) for k, v in sorted(metrics.items())},
+            "params": dict(sorted({**run.params, **model.params}.items())),
+            "features": list(model.features),
+        }
+    )
+
+
+def version_tags(
+    run: RunInfo,
+    model: LoggedModel,
+    verdict: Verdict | None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Return every tag a version regpilot registers carries."""
+    tags = {
+        SOURCE_RUN_ID: run.run_id,
+        REGISTRATION_DATE: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        FRAMEWORK: model.flavor or "unknown",
+        METADATA: metadata_tag(run, model),
+        REGISTERED_BY: REGISTERED_BY_US,
+    }
+    if verdict is None:
+        tags[VALIDATION_SKIPPED] = "true"
+        tags[VALIDATION_STATUS] = "SKIPPED"
+    else:
+        tags[VALIDATION_STATUS] = verdict.status
+        tags[VALIDATION_REPORT] = verdict.report()
+    tags.update(extra or {})
+    return tags
+
+
+def register_once(
+    ctx: Context,
+    name: str,
+    run: RunInfo,
+    model: LoggedModel,
+    verdict: Verdict | None,
+    *,
+    description: str | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+) -> tuple[ModelVersion, bool]:
+    """Register `model` under `name` unless a version from the same run and model exists.
+
+    Returns the version and whether it was created now. Call with the model's lock held, so two
+    deliveries of the same event cannot both create a version.
+    """
+    for existing in ctx.registry.versions_from_run(name, run.run_id):
+        if existing.source == model.uri or existing.tags.get(SOURCE_RUN_ID) == run.run_id:
+            return existing, False
+    version = ctx.registry.create_version(
+        name,
+        model.uri,
+        run.run_id,
+        version_tags(run, model, verdict, extra_tags),
+        description,
+    )
+    ctx.record(
+        name,
+        "registration",
+        version=version.version,
+        run_id=run.run_id,
+        verdict=verdict.status if verdict else "SKIPPED",
+    )
+    return version, True

@@ -44,8 +44,14 @@ def friendly_errors(func: F) -> F:
 
 def _known(exc: Exception) -> str | None:
     name = type(exc).__name__
-    if name in {"ConfigurationError", "NoModelName", "NoLoggedModel", "NotifyError",
-                "RunNotFinished", "LockTimeout"}:
+    if name in {
+        "ConfigurationError",
+        "NoModelName",
+        "NoLoggedModel",
+        "NotifyError",
+        "RunNotFinished",
+        "LockTimeout",
+    }:
         return str(exc)
     try:
         import redis

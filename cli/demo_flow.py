@@ -44,14 +44,18 @@ def train(name: str, estimator: Any) -> str:
         estimator.fit(x_train, y_train)
         predicted = estimator.predict(x_test)
         mlflow.log_params({"estimator": type(estimator).__name__})
-        mlflow.log_metrics({
-            "test_accuracy": float(accuracy_score(y_test, predicted)),
-            "test_precision": float(precision_score(y_test, predicted, average="macro",
-                                                    zero_division=0)),
-            "test_recall": float(recall_score(y_test, predicted, average="macro")),
-        })
-        mlflow.sklearn.log_model(estimator, name="model",
-                                 signature=infer_signature(x_test, predicted))
+        mlflow.log_metrics(
+            {
+                "test_accuracy": float(accuracy_score(y_test, predicted)),
+                "test_precision": float(
+                    precision_score(y_test, predicted, average="macro", zero_division=0)
+                ),
+                "test_recall": float(recall_score(y_test, predicted, average="macro")),
+            }
+        )
+        mlflow.sklearn.log_model(
+            estimator, name="model", signature=infer_signature(x_test, predicted)
+        )
         return str(run.info.run_id)
 
 
@@ -66,15 +70,21 @@ def run(running: RunningStack, *, timeout: int) -> bool:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     mlflow.set_tracking_uri(running.mlflow_url)
     mlflow.set_experiment("regpilot-demo")
-    click.echo("training a logistic regression (should pass) and a majority-class "
-               "baseline (should fail)...", err=True)
+    click.echo(
+        "training a logistic regression (should pass) and a majority-class "
+        "baseline (should fail)...",
+        err=True,
+    )
     good = train("logreg", LogisticRegression(max_iter=500))
     bad = train("majority-baseline", DummyClassifier(strategy="most_frequent"))
     url = f"{running.receiver_url}/webhooks/runs"
     for run_id in (good, bad):
         notify_run(run_id, MODEL, url=url, secret=running.secrets.run_webhook_secret)
-    click.echo("registering the passing run's model by hand under another name "
-               "(MLflow's own webhook brings it to regpilot)...", err=True)
+    click.echo(
+        "registering the passing run's model by hand under another name "
+        "(MLflow's own webhook brings it to regpilot)...",
+        err=True,
+    )
     manual_run = train("logreg-hand-registered", LogisticRegression(max_iter=500, C=0.5))
     mlflow.register_model(f"runs:/{manual_run}/model", MANUAL_MODEL)
     rows = [
@@ -106,9 +116,14 @@ def _state(client: Any, row: Expectation) -> dict[str, Any] | None:
     passed = tags.get("validation_status") == "PASSED"
     registered_ok = (version is not None and "challenger" in aliases) if passed else version is None
     return {
-        "label": row.label, "model": row.model, "run": row.run_id[:8], "trigger": row.trigger,
-        "status": tags.get("validation_status"), "checks": report.get("checks", []),
-        "version": version, "aliases": aliases,
+        "label": row.label,
+        "model": row.model,
+        "run": row.run_id[:8],
+        "trigger": row.trigger,
+        "status": tags.get("validation_status"),
+        "checks": report.get("checks", []),
+        "version": version,
+        "aliases": aliases,
         "as_expected": passed == row.expect_pass and registered_ok,
     }
 
@@ -128,11 +143,20 @@ def wait_for(rows: list[Expectation], timeout: int) -> list[dict[str, Any]]:
                     results[row.label] = state
         time.sleep(0.5)
     for row in rows:
-        results.setdefault(row.label, {
-            "label": row.label, "model": row.model, "run": row.run_id[:8],
-            "trigger": row.trigger, "status": "NO DECISION (timeout)", "checks": [],
-            "version": None, "aliases": [], "as_expected": False,
-        })
+        results.setdefault(
+            row.label,
+            {
+                "label": row.label,
+                "model": row.model,
+                "run": row.run_id[:8],
+                "trigger": row.trigger,
+                "status": "NO DECISION (timeout)",
+                "checks": [],
+                "version": None,
+                "aliases": [],
+                "as_expected": False,
+            },
+        )
     return [results[row.label] for row in rows]
 
 
@@ -145,8 +169,10 @@ def print_table(results: list[dict[str, Any]]) -> None:
     for r in results:
         version = str(r["version"]) if r["version"] is not None else "-"
         aliases = ",".join(r["aliases"]) or "-"
-        click.echo(f"{r['model']:<24} {r['run']:<9} {r['trigger']:<20} {r['status']:<8} "
-                   f"{version:<8} {aliases}")
+        click.echo(
+            f"{r['model']:<24} {r['run']:<9} {r['trigger']:<20} {r['status']:<8} "
+            f"{version:<8} {aliases}"
+        )
         for name, expected, actual, result in r["checks"]:
             click.echo(f"{'':<4}{name:<20} expected {expected:<10} actual {actual:<10} {result}")
         click.echo(f"{'':<4}as the policy says: {'yes' if r['as_expected'] else 'NO'}")

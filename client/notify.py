@@ -17,8 +17,13 @@ class NotifyError(Exception):
 
 
 def build_request(
-    url: str, secret: str, run_id: str, model_name: str | None = None, *,
-    message_id: str | None = None, timestamp: int | None = None,
+    url: str,
+    secret: str,
+    run_id: str,
+    model_name: str | None = None,
+    *,
+    message_id: str | None = None,
+    timestamp: int | None = None,
 ) -> urllib.request.Request:
     """Return the signed POST request (separate so it can be inspected or sent elsewhere)."""
     payload: dict[str, Any] = {"run_id": run_id}

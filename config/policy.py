@@ -92,7 +92,9 @@ class ModelPolicy(_Strict):
         if direction is None:
             bound = self.metrics.get(self.champion.metric)
             direction = "max" if bound is not None and bound.max is not None else "min"
-        return ChampionRule(self.champion.metric, Direction(direction), self.champion.min_improvement)
+        return ChampionRule(
+            self.champion.metric, Direction(direction), self.champion.min_improvement
+        )
 
     def gate_rules(self) -> GateRules:
         """Return the core gate rules for this model."""
@@ -236,9 +238,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     effective_defaults = defaults.model_dump(exclude_none=True)
     for name, override in parsed.models.items():
         try:
-            overrides[name] = ModelPolicy.model_validate(
-                _merge(effective_defaults, override or {})
-            )
+            overrides[name] = ModelPolicy.model_validate(_merge(effective_defaults, override or {}))
         except ValidationError as exc:
             _raise_validation(exc, source, root, ("models", name))
     return Policy(source, defaults, overrides, dict(parsed.name_mapping))

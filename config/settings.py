@@ -66,9 +66,7 @@ class Settings(BaseSettings):
         default=False,
         description="Accept unsigned webhooks when no secret is set. Local play only.",
     )
-    policy_file: Path = Field(
-        default=DEFAULT_POLICY_FILE, description="Governance policy (YAML)."
-    )
+    policy_file: Path = Field(default=DEFAULT_POLICY_FILE, description="Governance policy (YAML).")
     timestamp_tolerance_seconds: int = Field(
         default=300, ge=1, description="Max clock difference for a signed webhook timestamp."
     )
@@ -79,7 +77,9 @@ class Settings(BaseSettings):
         default=256 * 1024, ge=1024, description="Larger webhook bodies get 413 before parsing."
     )
     lock_timeout_seconds: int = Field(
-        default=120, ge=5, description="Per-model lock expiry, so a dead worker cannot wedge a model."
+        default=120,
+        ge=5,
+        description="Per-model lock expiry, so a dead worker cannot wedge a model.",
     )
     history_max_events: int = Field(
         default=10_000, ge=10, description="Received deliveries kept in the event history."
@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Python log level.")
     state_dir: Path = Field(
         default=Path(".regpilot"),
-        description="Where `regpilot up`/`demo` keep the local MLflow database, artifacts and keys.",
+        description="Where `regpilot up`/`demo` keep the local MLflow database and keys.",
     )
 
     @field_validator("key_prefix")
@@ -135,6 +135,19 @@ class Settings(BaseSettings):
     def uses_unity_catalog(self) -> bool:
         """Tell whether the registry is Databricks Unity Catalog."""
         return (self.mlflow_registry_uri or "").startswith("databricks-uc")
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Return the environment variables that reproduce `settings` in a child process."""
+    env: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[env_name(name)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 def child_environment(overrides: dict[str, str]) -> dict[str, str]:

@@ -110,8 +110,7 @@ class Verdict:
         compact = {
             "status": self.status,
             "checks": [
-                [c.name, c.expected, c.actual, PASSED if c.passed else FAILED]
-                for c in self.checks
+                [c.name, c.expected, c.actual, PASSED if c.passed else FAILED] for c in self.checks
             ],
         }
         reasons = [c.reason for c in self.failures if c.reason]
@@ -158,7 +157,11 @@ def _champion_check(
         return Check(name, expected, "missing", False, "candidate lacks the comparison metric")
     if rule.metric not in champion_metrics:
         return Check(
-            name, expected, "champion lacks metric", True, "champion has no value: comparison passes"
+            name,
+            expected,
+            "champion lacks metric",
+            True,
+            "champion has no value: comparison passes",
         )
     gain = is_better(metrics[rule.metric], champion_metrics[rule.metric], rule.direction)
     if math.isnan(gain):
@@ -202,9 +205,7 @@ def evaluate(
     return Verdict(tuple(checks))
 
 
-def _presence_checks(
-    kind: str, names: Sequence[str], present: Mapping[str, str]
-) -> list[Check]:
+def _presence_checks(kind: str, names: Sequence[str], present: Mapping[str, str]) -> list[Check]:
     return [
         Check(
             f"{kind}:{name}",

@@ -88,7 +88,8 @@ def plan_retention(
 ) -> RetentionPlan:
     """Plan a retention pass: keep the newest `keep` live versions, prune older unprotected ones.
 
-    Newest means highest version number. Versions already archived do not count towards `keep`;
+    Newest means highest version number. A version is pruned only when at least `keep` live
+    (not archived) versions are newer than it. Archived versions do not count towards `keep`;
     with the archive action they are left alone, with the delete action they are deleted unless
     protected. `extra_protected` maps versions to a reason (aliases read from the registered
     model, since Unity Catalog search results carry none).
@@ -99,18 +100,23 @@ def plan_retention(
     protected: list[Entry] = []
     prune: list[Entry] = []
     already: list[Entry] = []
-    live_seen = 0
+    newer_live = 0  # live versions newer than the one being looked at
     for state in ordered:
-        if not state.archived:
-            live_seen += 1
-            if live_seen <= rules.keep:
-                kept.append(Entry(state.version, f"newest {rules.keep}"))
-                continue
+        if not state.archived and newer_live < rules.keep:
+            kept.append(Entry(state.version, f"newest {rules.keep}"))
+            newer_live += 1
+            continue
         reason = protection_reason(state, rules, extra)
         if reason is not None:
             protected.append(Entry(state.version, reason))
+        elif newer_live < rules.keep:
+            # An archived version inside the window: only versions with `keep` newer live
+            # versions above them are ever pruned.
+            already.append(Entry(state.version, "archived, within the newest window"))
         elif state.archived and rules.action is PruneAction.ARCHIVE:
             already.append(Entry(state.version, "already archived"))
         else:
             prune.append(Entry(state.version, f"older than the newest {rules.keep}"))
+        if not state.archived:
+            newer_live += 1
     return RetentionPlan(tuple(kept), tuple(protected), tuple(prune), tuple(already), rules.action)

@@ -21,5 +21,9 @@ def healthz() -> ResponseReturnValue:
 def readyz() -> ResponseReturnValue:
     """Answer 200 when Redis answers (the policy loaded at start-up, or we would not run)."""
     redis_ok = intake().store.ping()
-    return json_response(200 if redis_ok else 503, status="ready" if redis_ok else "not ready",
-                         redis=redis_ok, policy=True)
+    return json_response(
+        200 if redis_ok else 503,
+        status="ready" if redis_ok else "not ready",
+        redis=redis_ok,
+        policy=True,
+    )

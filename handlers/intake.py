@@ -95,9 +95,10 @@ def enqueue(
     try:
         claimed = ctx.store.claim_delivery(source, delivery_id, summary)
     except redis.RedisError as exc:
-        log.warning("webhook.store_unavailable", extra={"source": source,
-                                                        "delivery_id": delivery_id,
-                                                        "error": type(exc).__name__})
+        log.warning(
+            "webhook.store_unavailable",
+            extra={"source": source, "delivery_id": delivery_id, "error": type(exc).__name__},
+        )
         raise Reject(503, "queue unavailable, retry later") from exc
     if not claimed:
         log.info("webhook.duplicate", extra={"source": source, "delivery_id": delivery_id})
@@ -114,12 +115,19 @@ def enqueue(
         )
     except (OperationalError, KombuError, redis.RedisError, OSError) as exc:
         _release_quietly(ctx.store, source, delivery_id)
-        log.warning("webhook.enqueue_failed", extra={"source": source,
-                                                     "delivery_id": delivery_id,
-                                                     "error": type(exc).__name__})
+        log.warning(
+            "webhook.enqueue_failed",
+            extra={"source": source, "delivery_id": delivery_id, "error": type(exc).__name__},
+        )
         raise Reject(503, "queue unavailable, retry later") from exc
-    log.info("webhook.queued", extra={"source": source, "delivery_id": delivery_id,
-                                      **{k: v for k, v in summary.items() if k in _LOGGED}})
+    log.info(
+        "webhook.queued",
+        extra={
+            "source": source,
+            "delivery_id": delivery_id,
+            **{k: v for k, v in summary.items() if k in _LOGGED},
+        },
+    )
     return json_response(202, status="queued", delivery_id=delivery_id, task_id=task_id)
 
 
@@ -130,17 +138,20 @@ def _release_quietly(store: RedisStore, source: str, delivery_id: str) -> None:
     try:
         store.release_delivery(source, delivery_id)
     except redis.RedisError:
-        log.warning("webhook.release_failed", extra={"source": source,
-                                                     "delivery_id": delivery_id})
+        log.warning("webhook.release_failed", extra={"source": source, "delivery_id": delivery_id})
 
 
-def ignored(source: str, delivery_id: str, reason: str, summary: dict[str, Any]) -> ResponseReturnValue:
+def ignored(
+    source: str, delivery_id: str, reason: str, summary: dict[str, Any]
+) -> ResponseReturnValue:
     """Answer 200 `ignored` (so the sender does not retry) and record it when Redis answers."""
-    log.info("webhook.ignored", extra={"source": source, "delivery_id": delivery_id,
-                                       "reason": reason})
+    log.info(
+        "webhook.ignored", extra={"source": source, "delivery_id": delivery_id, "reason": reason}
+    )
     try:
-        intake().store.record_unqueued(source, delivery_id,
-                                       {**summary, "outcome": "ignored", "detail": reason})
+        intake().store.record_unqueued(
+            source, delivery_id, {**summary, "outcome": "ignored", "detail": reason}
+        )
     except redis.RedisError:
         pass  # the history is best effort for events we do not act on
     return json_response(200, status="ignored", reason=reason, delivery_id=delivery_id)

@@ -55,7 +55,10 @@ def _verify(body: bytes) -> str:
         raise Reject(401, "no secret configured for this endpoint")
     try:
         return verify_mlflow(
-            secrets, request.headers, body, now=ctx.clock(),
+            secrets,
+            request.headers,
+            body,
+            now=ctx.clock(),
             tolerance=ctx.settings.timestamp_tolerance_seconds,
         )
     except SignatureError as exc:

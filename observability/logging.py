@@ -9,8 +9,21 @@ import sys
 import time
 
 CONTEXT_FIELDS = (
-    "source", "event", "delivery_id", "run_id", "model", "version", "task", "outcome",
-    "reason", "verdict", "alias", "action", "dead_letter_id", "error", "status",
+    "source",
+    "event",
+    "delivery_id",
+    "run_id",
+    "model",
+    "version",
+    "task",
+    "outcome",
+    "reason",
+    "verdict",
+    "alias",
+    "action",
+    "dead_letter_id",
+    "error",
+    "status",
 )
 _SECRET_PATTERN = re.compile(r"(whsec_[A-Za-z0-9+/=]+|v1,[A-Za-z0-9+/=]{20,})")
 

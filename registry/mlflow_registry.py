@@ -335,4 +335,12 @@ def _features(mlmodel: Mapping[str, Any]) -> tuple[str, ...]:
         inputs = json.loads(raw_inputs) if isinstance(raw_inputs, str) else raw_inputs
     except ValueError:
         return ()
-    return tuple(str(col["name"]) for col in inputs if isinstance(col, dict) and "name" in col)
+    columns = [col for col in inputs if isinstance(col, dict)]
+    named = tuple(str(col["name"]) for col in columns if "name" in col)
+    if named:
+        return named
+    # Unnamed tensor inputs: describe them, so the metadata still says what the model takes.
+    return tuple(
+        f"{col.get('type', 'tensor')}:{(col.get('tensor-spec') or {}).get('shape', '')}"
+        for col in columns
+    )

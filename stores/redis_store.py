@@ -62,8 +62,15 @@ class RedisStore:
         One round trip: the claim (SET NX), the history record and the index trim are sent as a
         pipeline whose later commands are no-ops when the claim fails (guarded by a Lua script).
         """
-        record = json.dumps({**summary, "source": source, "delivery_id": delivery_id,
-                             "received_at": time.time(), "outcome": "queued"})
+        record = json.dumps(
+            {
+                **summary,
+                "source": source,
+                "delivery_id": delivery_id,
+                "received_at": time.time(),
+                "outcome": "queued",
+            }
+        )
         claimed = self._claim_script(
             keys=[
                 self.key("delivery", source, delivery_id),
@@ -93,8 +100,12 @@ class RedisStore:
     def record_unqueued(self, source: str, delivery_id: str, summary: dict[str, Any]) -> None:
         """Record a delivery that was not queued (ignored, duplicate, rejected)."""
         entry_id = f"{source}:{delivery_id}:{uuid.uuid4().hex[:8]}"
-        record = {**summary, "source": source, "delivery_id": delivery_id,
-                  "received_at": time.time()}
+        record = {
+            **summary,
+            "source": source,
+            "delivery_id": delivery_id,
+            "received_at": time.time(),
+        }
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self.key("event", entry_id), json.dumps(record), ex=self.delivery_ttl)
         pipe.lpush(self.key("events"), entry_id)

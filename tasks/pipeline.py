@@ -59,8 +59,9 @@ class RegpilotTask(Task):  # type: ignore[misc]
         if letter:
             runtime.store().drop_dead_letter(letter)
 
-    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
-                   einfo: Any) -> None:
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
         source, delivery_id = kwargs.get("source"), kwargs.get("delivery_id")
         detail = f"{type(exc).__name__}: {exc}"
         letter_id = runtime.store().add_dead_letter(
@@ -73,8 +74,15 @@ class RegpilotTask(Task):  # type: ignore[misc]
                 "attempts": self.request.retries + 1,
             }
         )
-        log.error("task.dead_letter", extra={"task": self.name, "dead_letter_id": letter_id,
-                                             "delivery_id": delivery_id, "error": detail[:300]})
+        log.error(
+            "task.dead_letter",
+            extra={
+                "task": self.name,
+                "dead_letter_id": letter_id,
+                "delivery_id": delivery_id,
+                "error": detail[:300],
+            },
+        )
         if source and delivery_id:
             runtime.store().set_outcome(source, delivery_id, "dead", detail)
 
@@ -85,9 +93,15 @@ def _failed(exc: BaseException) -> dict[str, Any]:
 
 
 @app.task(base=RegpilotTask, name="regpilot.run_completed", bind=True)
-def run_completed(self: Task, run_id: str, model_name: str | None = None, *,
-                  source: str = "runs", delivery_id: str | None = None,
-                  dead_letter_id: str | None = None) -> dict[str, Any]:
+def run_completed(
+    self: Task,
+    run_id: str,
+    model_name: str | None = None,
+    *,
+    source: str = "runs",
+    delivery_id: str | None = None,
+    dead_letter_id: str | None = None,
+) -> dict[str, Any]:
     """Gate, register, alias and retain the model(s) a finished run logged."""
     ctx = runtime.context(source, delivery_id)
     try:
@@ -98,9 +112,15 @@ def run_completed(self: Task, run_id: str, model_name: str | None = None, *,
 
 
 @app.task(base=RegpilotTask, name="regpilot.model_version_created", bind=True)
-def model_version_created(self: Task, name: str, version: str, *, source: str = "mlflow",
-                          delivery_id: str | None = None,
-                          dead_letter_id: str | None = None) -> dict[str, Any]:
+def model_version_created(
+    self: Task,
+    name: str,
+    version: str,
+    *,
+    source: str = "mlflow",
+    delivery_id: str | None = None,
+    dead_letter_id: str | None = None,
+) -> dict[str, Any]:
     """Validate a version registered outside regpilot; tag it and move `challenger`."""
     ctx = runtime.context(source, delivery_id)
     try:

@@ -58,8 +58,13 @@ def enforce_retention(
                     ctx.registry.transition_stage(name, entry.version, "Archived", False)
                 ctx.registry.set_version_tags(name, entry.version, {RETENTION_STATUS: "archived"})
             applied.append(entry.version)
-            ctx.record(name, "retention", action=plan.action.value, version=entry.version,
-                       reason=entry.reason)
+            ctx.record(
+                name,
+                "retention",
+                action=plan.action.value,
+                version=entry.version,
+                reason=entry.reason,
+            )
             if progress is not None:
                 progress(index, total)
     return RetentionResult(plan, tuple(applied), pages)

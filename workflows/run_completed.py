@@ -69,8 +69,13 @@ def _process_target(ctx: Context, run: RunInfo, target: Target) -> Outcome:
     policy = ctx.policy.for_model(name)
     with ctx.lock(name):
         verdict = judge(ctx, name, run, target.model)
-        ctx.record(name, "gate", run_id=run.run_id, verdict=verdict.status,
-                   checks=verdict.as_dict()["checks"])
+        ctx.record(
+            name,
+            "gate",
+            run_id=run.run_id,
+            verdict=verdict.status,
+            checks=verdict.as_dict()["checks"],
+        )
         outcome = Outcome(name, run.run_id, verdict)
         if not verdict.passed:
             return outcome

@@ -54,14 +54,21 @@ def process_version_created(ctx: Context, name: str, version: int) -> VersionOut
             tags[SOURCE_RUN_ID] = stored.run_id
         if model is not None and model.flavor and FRAMEWORK not in stored.tags:
             tags[FRAMEWORK] = model.flavor
+        ctx.record(
+            name,
+            "gate",
+            version=version,
+            run_id=stored.run_id,
+            verdict=verdict.status,
+            checks=verdict.as_dict()["checks"],
+        )
+        if verdict.passed:
+            policy = ctx.policy.for_model(name)
+            move_alias_forward(ctx, name, policy.aliases.challenger, version)
+            enforce_retention(ctx, name)
+        # The validation tags go last: they mark the work done, so a task that dies before
+        # this point is redone in full on redelivery.
         ctx.registry.set_version_tags(name, version, tags)
-        ctx.record(name, "gate", version=version, run_id=stored.run_id, verdict=verdict.status,
-                   checks=verdict.as_dict()["checks"])
-        if not verdict.passed:
-            return VersionOutcome(name, version, verdict.status)
-        policy = ctx.policy.for_model(name)
-        move_alias_forward(ctx, name, policy.aliases.challenger, version)
-        enforce_retention(ctx, name)
         return VersionOutcome(name, version, verdict.status)
 
 

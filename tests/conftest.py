@@ -1,0 +1,230 @@
+"""Session fixtures: a real MLflow server, the real Redis, our receiver and a real Celery worker.
+
+Redis: the tests use their own database number and a unique key prefix, and delete only the keys
+under that prefix when the session ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+
+from cli.stack import LocalStack, Secrets, free_port, redis_answers
+from config.settings import Settings, child_environment, settings_environment
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+TEST_REDIS_DB = 13
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The machine's Redis (db 13), or one started for the session if none answers."""
+    if redis_answers("127.0.0.1", 6379):
+        yield f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("no Redis on 127.0.0.1:6379 and no redis-server on PATH")
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not redis_answers("127.0.0.1", port):
+        if time.monotonic() > deadline:
+            pytest.fail("redis-server did not start")
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/{TEST_REDIS_DB}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def key_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of our own; every key under it is deleted at the end of the session."""
+    prefix = f"regpilot-test-{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = redis_lib.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+
+
+@pytest.fixture(scope="session")
+def secrets() -> Secrets:
+    """Fixed-per-session secrets for MLflow webhooks, run webhooks and the Fernet key."""
+    return Secrets(
+        mlflow_webhook_secret="mlflow-" + uuid.uuid4().hex,
+        run_webhook_secret="whsec_" + base64.b64encode(os.urandom(24)).decode(),
+        fernet_key=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    )
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, secrets: Secrets) -> Iterator[str]:
+    """A real `mlflow server` (sqlite, one worker, webhook env vars) for the whole session."""
+    import mlflow
+
+    stack = LocalStack(tmp_path_factory.mktemp("mlflow-state"))
+    url = stack.start_mlflow(secrets)
+    mlflow.set_tracking_uri(url)
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    yield url
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    mlflow_server: str,
+    redis_url: str,
+    key_prefix: str,
+    secrets: Secrets,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Settings:
+    """Settings shared by the receiver, the worker and the tests."""
+    return Settings(
+        mlflow_tracking_uri=mlflow_server,
+        redis_url=redis_url,
+        key_prefix=key_prefix,
+        task_queue=key_prefix.rstrip(":"),
+        mlflow_webhook_secret=secrets.mlflow_webhook_secret,
+        run_webhook_secret=secrets.run_webhook_secret,
+        policy_file=FIXTURES / "policy.yaml",
+        task_max_retries=3,
+        task_retry_backoff_max=4,
+        state_dir=tmp_path_factory.mktemp("state"),
+    )
+
+
+class ThreadedReceiver:
+    """Our Flask receiver on a real HTTP port, so MLflow can deliver to it."""
+
+    def __init__(self, settings: Settings) -> None:
+        from werkzeug.serving import make_server
+
+        from handlers import create_app
+
+        self.app = create_app(settings, configure_logging=False)
+        self.port = free_port()
+        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def receiver(settings: Settings) -> Iterator[ThreadedReceiver]:
+    """The receiver, serving for the whole session."""
+    server = ThreadedReceiver(settings)
+    yield server
+    server.stop()
+
+
+class WorkerProcess:
+    """A real `regpilot worker` (Celery prefork) process."""
+
+    def __init__(
+        self, settings: Settings, log_path: Path, concurrency: int = 2, name: str | None = None
+    ) -> None:
+        self.log_path = log_path
+        self.name = name or f"test-{uuid.uuid4().hex[:6]}"
+        env = child_environment({**settings_environment(settings), "PYTHONUNBUFFERED": "1"})
+        self.log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "worker",
+                "-c",
+                str(concurrency),
+                "--hostname",
+                f"{self.name}@%h",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while b"ready." not in log_path.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """One real Celery worker process for the session."""
+    process = WorkerProcess(settings, tmp_path_factory.mktemp("worker") / "worker.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_webhook(mlflow_server: str, receiver: ThreadedReceiver, secrets: Secrets) -> str:
+    """MLflow's own webhook, pointed at our receiver and signed with our secret."""
+    from cli.webhooks import install_mlflow_webhook
+
+    hook_id, _ = install_mlflow_webhook(
+        mlflow_server, f"{receiver.url}/webhooks/mlflow", secrets.mlflow_webhook_secret
+    )
+    return hook_id
+
+
+@pytest.fixture(scope="session")
+def stack(
+    mlflow_server: str,
+    receiver: ThreadedReceiver,
+    worker: WorkerProcess,
+    mlflow_webhook: str,
+    settings: Settings,
+) -> dict[str, object]:
+    """Everything running: MLflow (with its webhook), the receiver and a worker."""
+    return {"mlflow": mlflow_server, "receiver": receiver, "worker": worker, "settings": settings}
+
+
+@pytest.fixture()
+def store(settings: Settings) -> object:
+    """The Redis store the receiver and worker use."""
+    from stores.redis_store import RedisStore
+
+    return RedisStore.from_settings(settings)
+
+
+@pytest.fixture()
+def client(mlflow_server: str) -> object:
+    """An MlflowClient on the session's server."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=mlflow_server)

@@ -1,0 +1,107 @@
+"""The `regpilot` command: help everywhere, notify-run, webhooks install, and the demo itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from config.settings import child_environment, settings_environment
+from tests.support import PASSING, train_run, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _commands(group=main, prefix=()):
+    import click
+
+    for name, command in sorted(group.commands.items()):
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("path", [(), *_commands()], ids=lambda p: " ".join(p) or "regpilot")
+def test_every_command_has_help(path):
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output
+
+
+def test_help_of_the_installed_console_script():
+    script = Path(sys.executable).with_name("regpilot")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    for name in ("serve", "worker", "beat", "up", "demo", "notify-run", "webhooks"):
+        assert name in result.stdout
+
+
+def test_notify_run_sends_a_signed_webhook_that_is_processed(stack, client):
+    run_id = train_run(PASSING)
+    env = settings_environment(stack["settings"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "notify-run",
+            run_id,
+            "--model-name",
+            "cli-notified",
+            "--url",
+            f"{stack['receiver'].url}/webhooks/runs",
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert '"status": "queued"' in result.output
+    wait_until(lambda: client.get_run(run_id).data.tags.get("validation_status"), message="verdict")
+    assert len(client.search_model_versions("name = 'cli-notified'")) == 1
+
+
+def test_notify_run_without_a_secret_is_a_clear_error():
+    result = CliRunner().invoke(
+        main, ["notify-run", "abc"], env={"REGPILOT_RUN_WEBHOOK_SECRET": ""}
+    )
+    assert result.exit_code != 0
+    assert "REGPILOT_RUN_WEBHOOK_SECRET" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_webhooks_install_creates_then_updates_and_warns(mlflow_server, settings):
+    env = {**settings_environment(settings), "MLFLOW_TRACKING_URI": mlflow_server}
+    args = ["webhooks", "install", "--url", "http://127.0.0.1:9/webhooks/mlflow"]
+    first = CliRunner().invoke(main, args, env=env)
+    assert first.exit_code == 0, first.output
+    assert "MLFLOW_WEBHOOK_ALLOWED_SCHEMES" in first.output
+    assert "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS" in first.output
+    second = CliRunner().invoke(main, args, env=env)
+    assert second.exit_code == 0 and "updated" in second.output
+
+
+def test_demo_runs_the_whole_flow_and_prints_the_outcome_table(tmp_path, redis_url):
+    env = child_environment(
+        {
+            "REGPILOT_STATE_DIR": str(tmp_path / "state"),
+            "MLFLOW_TRACKING_URI": "",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.pop("MLFLOW_TRACKING_URI")
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "iris-classifier " in result.stdout and "challenger" in result.stdout
+    assert "FAILED" in result.stdout and "PASSED" in result.stdout
+    assert "demo: outcome matches the policy" in result.stdout
+    assert not (tmp_path / "state" / "demo").exists()

@@ -51,6 +51,7 @@ def _known(exc: Exception) -> str | None:
         "NotifyError",
         "RunNotFinished",
         "LockTimeout",
+        "Refused",
     }:
         return str(exc)
     try:

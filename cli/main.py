@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import click
 
+from cli.governance_cmds import COMMANDS as GOVERNANCE_COMMANDS
 from cli.local import demo, up
 from cli.notify_cmd import notify_run_cmd
+from cli.ops_cmds import ops, reconcile
+from cli.policy_cmds import COMMANDS as POLICY_COMMANDS
+from cli.registry_cmds import COMMANDS as REGISTRY_COMMANDS
 from cli.service import beat, serve, worker
 from cli.webhooks import webhooks
 
@@ -17,6 +21,12 @@ def main() -> None:
 
 
 for command in (serve, worker, beat, up, demo, notify_run_cmd, webhooks):
+    main.add_command(command)
+
+for command in (ops, reconcile):
+    main.add_command(command)
+
+for command in (*REGISTRY_COMMANDS, *GOVERNANCE_COMMANDS, *POLICY_COMMANDS):
     main.add_command(command)
 
 

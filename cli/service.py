@@ -20,9 +20,12 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the webhook receiver under gunicorn (same as gunicorn 'handlers:create_app()')."""
     from gunicorn.app.base import BaseApplication
 
-    from handlers import create_app
+    from handlers import create_app, gunicorn_conf
+    from observability.metrics import use_multiprocess_dir
 
     config = settings()
+    # Before the app exists: its metrics must go to files all gunicorn workers share.
+    use_multiprocess_dir(config.prometheus_multiproc_dir)
     create_app(config)  # refuse to start here, with a clear message, if anything is wrong
 
     class Receiver(BaseApplication):  # type: ignore[misc]
@@ -32,6 +35,7 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("worker_class", "sync")
             self.cfg.set("timeout", 30)
             self.cfg.set("accesslog", None)
+            self.cfg.set("child_exit", gunicorn_conf.child_exit)
 
         def load(self) -> Any:
             return create_app(config)
@@ -61,6 +65,8 @@ def worker(concurrency: int, pool: str, hostname: str | None) -> None:
     config = settings()
     setup_logging(config.log_format, config.log_level)
     load_policy(config.policy_file)  # an invalid policy stops the worker before it takes work
+    if config.worker_metrics_port is not None:
+        _serve_worker_metrics(config)
     from tasks.celery_app import app
 
     argv = [
@@ -78,7 +84,23 @@ def worker(concurrency: int, pool: str, hostname: str | None) -> None:
     ]
     if hostname:
         argv += ["-n", hostname]
+    if config.log_format == "json":
+        argv.insert(0, "--quiet")  # no start-up banner: every line on stdout/stderr is JSON
     app.worker_main(argv)
+
+
+def _serve_worker_metrics(config: Any) -> None:
+    """Serve the merged metrics of this worker and its pool processes on their own port."""
+    from observability.metrics import start_exporter, use_multiprocess_dir
+
+    use_multiprocess_dir(config.prometheus_multiproc_dir)  # before the pool forks
+    try:
+        start_exporter(config.worker_metrics_host, config.worker_metrics_port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve worker metrics on {config.worker_metrics_host}:"
+            f"{config.worker_metrics_port}: {exc.strerror or exc}"
+        ) from exc
 
 
 @click.command()
@@ -93,4 +115,5 @@ def beat() -> None:
 
     schedule = config.state_dir / "celerybeat-schedule"
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    app.start(["beat", "--loglevel", config.log_level, "-s", str(schedule)])
+    quiet = ["--quiet"] if config.log_format == "json" else []
+    app.start([*quiet, "beat", "--loglevel", config.log_level, "-s", str(schedule)])

@@ -189,6 +189,26 @@ class LocalStack:
         """Start one of our own parts (`regpilot serve`, `worker`, `beat`)."""
         return self._spawn(name, [sys.executable, "-m", "cli.main", *args], env)
 
+    def signal_part(self, name: str, signum: int) -> None:
+        """Send a signal to the process group of a part this stack started."""
+        for part, process in self.processes:
+            if part == name and process.poll() is None:
+                os.killpg(process.pid, signum)
+
+    def stop_part(self, name: str) -> None:
+        """Stop one part (every process of that name) and forget it."""
+        for part, process in list(self.processes):
+            if part != name:
+                continue
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=5)
+            self.processes.remove((part, process))
+
     def check_alive(self) -> list[str]:
         """Return the names of processes that have exited."""
         return [name for name, process in self.processes if process.poll() is not None]

@@ -7,6 +7,7 @@ import socket
 from urllib.parse import urlparse
 
 import click
+from click.core import ParameterSource
 
 from cli.common import emit_json, friendly_errors, settings
 
@@ -66,21 +67,56 @@ def webhooks() -> None:
 
 
 @webhooks.command("install")
-@click.option("--url", required=True, help="Public URL of POST /webhooks/mlflow.")
+@click.option(
+    "--url",
+    required=True,
+    help="Public URL of POST /webhooks/mlflow (or /webhooks/databricks/registry).",
+)
 @click.option(
     "--event",
     "events",
     multiple=True,
     default=DEFAULT_EVENTS,
     show_default=True,
-    help="entity.action to subscribe to (repeatable).",
+    help="entity.action to subscribe to (repeatable); Databricks event names with "
+    "--target databricks (default MODEL_VERSION_CREATED, TRANSITION_REQUEST_CREATED).",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["mlflow", "databricks"]),
+    default="mlflow",
+    show_default=True,
+    help="The MLflow server, or the Databricks workspace model registry.",
+)
+@click.option(
+    "--model-name", default=None, help="Databricks: one model's webhook (default: registry-wide)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
 @friendly_errors
-def install(url: str, events: tuple[str, ...], as_json: bool) -> None:
-    """Create (or update) the MLflow webhook, signed with REGPILOT_MLFLOW_WEBHOOK_SECRET."""
+def install(
+    click_ctx: click.Context,
+    url: str,
+    events: tuple[str, ...],
+    target: str,
+    model_name: str | None,
+    as_json: bool,
+) -> None:
+    """Create (or update) the webhook, signed with REGPILOT_MLFLOW_WEBHOOK_SECRET.
+
+    With --target databricks: the workspace registry's webhook, signed with
+    REGPILOT_DATABRICKS_WEBHOOK_SECRET, created through the Databricks SDK.
+    """
     from mlflow.exceptions import MlflowException
 
+    if target == "databricks":
+        from cli import databricks_webhooks
+
+        given = click_ctx.get_parameter_source("events") is not ParameterSource.DEFAULT
+        databricks_webhooks.install(url, model_name, events if given else (), as_json)
+        return
+    if model_name is not None:
+        raise click.ClickException("--model-name applies to --target databricks only")
     config = settings()
     if not config.mlflow_webhook_secrets:
         raise click.ClickException(
@@ -110,3 +146,44 @@ def list_hooks() -> None:
     for hook in client.list_webhooks(max_results=1000):
         events = ",".join(f"{e.entity}.{e.action}" for e in hook.events)
         click.echo(f"{hook.webhook_id}  {hook.name}  {hook.status}  {hook.url}  {events}")
+
+
+@webhooks.command("test")
+@click.option(
+    "--target",
+    type=click.Choice(["mlflow", "databricks"]),
+    default="mlflow",
+    show_default=True,
+    help="The MLflow server, or the Databricks workspace model registry.",
+)
+@click.option("--id", "webhook_id", default=None, help="Webhook id (default: regpilot's own).")
+@click.option("--event", default=None, help="Event to send (default: one the webhook has).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def test_hook(target: str, webhook_id: str | None, event: str | None, as_json: bool) -> None:
+    """Make the registry send its test event to regpilot; fail unless regpilot accepted it."""
+    if target == "databricks":
+        from cli import databricks_webhooks
+
+        databricks_webhooks.test(webhook_id, event, as_json)
+        return
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings().mlflow_tracking_uri)
+    if webhook_id is None:
+        ours = [
+            w.webhook_id for w in client.list_webhooks(max_results=1000) if w.name == WEBHOOK_NAME
+        ]
+        if not ours:
+            raise click.ClickException("no regpilot webhook on the MLflow server: give --id")
+        webhook_id = ours[0]
+    result = client.test_webhook(webhook_id, event)
+    status = result.response_status
+    if as_json:
+        emit_json({"id": webhook_id, "status_code": status, "body": result.response_body})
+    else:
+        click.echo(f"webhook {webhook_id}: receiver answered {status}: {result.response_body}")
+    if not result.success:
+        raise click.ClickException(
+            f"the test delivery was not accepted ({status}): {result.error_message or ''}".strip()
+        )

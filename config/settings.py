@@ -99,11 +99,97 @@ class Settings(BaseSettings):
     task_retry_backoff_max: int = Field(
         default=300, ge=1, description="Upper bound of the exponential retry backoff, seconds."
     )
+    reconcile_interval_seconds: int = Field(
+        default=300, ge=10, description="How often beat sweeps MLflow for work no webhook brought."
+    )
+    reconcile_lookback_hours: float = Field(
+        default=24.0, gt=0, description="How far back a reconciliation sweep looks."
+    )
+    broker_visibility_timeout: int = Field(
+        default=3600,
+        ge=5,
+        description="Seconds before Redis hands an unacknowledged task (dead worker) to another "
+        "worker; must exceed the longest task plus its retry backoff.",
+    )
     ops_token: SecretStr | None = Field(
         default=None, description="Bearer token of the /ops/ API; unset turns the ops API off."
     )
+    ops_cookie_secure: bool = Field(
+        default=False,
+        description="Send the ops page's session cookie over HTTPS only; turn on behind TLS.",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port where `regpilot worker` serves the Prometheus metrics of all its pool "
+        "processes; unset turns the worker's exporter off.",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="Interface the worker's metrics exporter binds."
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
+        description="prometheus-client's multiprocess directory (one per container; gunicorn "
+        "and the worker make a private one when unset). prometheus-client reads it too.",
+    )
     uc_catalog: str = Field(default="main", description="Unity Catalog catalog for short names.")
     uc_schema: str = Field(default="ml_models", description="Unity Catalog schema for short names.")
+    databricks_enabled: bool = Field(
+        default=False,
+        description="Serve POST /webhooks/databricks/jobs and /webhooks/databricks/registry; "
+        "needs DATABRICKS_HOST and a token, a client id and secret, or a profile.",
+    )
+    databricks_host: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABRICKS_HOST", "databricks_host"),
+        description="Databricks workspace URL the worker calls (jobs, registry, transitions).",
+    )
+    databricks_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABRICKS_TOKEN", "databricks_token"),
+        description="Databricks personal access token (or use a client id and secret).",
+    )
+    databricks_client_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABRICKS_CLIENT_ID", "databricks_client_id"),
+        description="Databricks service principal client id (OAuth machine-to-machine).",
+    )
+    databricks_client_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABRICKS_CLIENT_SECRET", "databricks_client_secret"),
+        description="Databricks service principal OAuth secret.",
+    )
+    databricks_config_profile: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABRICKS_CONFIG_PROFILE", "databricks_config_profile"),
+        description="Profile in ~/.databrickscfg to authenticate with instead of the above.",
+    )
+    databricks_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret(s) of the Databricks registry webhook (X-Databricks-Signature); "
+        "comma-separated during a rotation.",
+    )
+    databricks_jobs_username: str | None = Field(
+        default=None,
+        description="HTTP Basic user name the job notification destination sends.",
+    )
+    databricks_jobs_password: SecretStr | None = Field(
+        default=None,
+        description="HTTP Basic password the job notification destination sends.",
+    )
+    databricks_jobs_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token(s) accepted on POST /webhooks/databricks/jobs; comma-separated "
+        "during a rotation.",
+    )
+    databricks_http_timeout: int = Field(
+        default=30,
+        ge=1,
+        description="Seconds per Databricks REST call; the SDK's own retries stop after twice "
+        "this.",
+    )
     log_format: Literal["text", "json"] = Field(default="text", description="Log line format.")
     log_level: str = Field(default="INFO", description="Python log level.")
     state_dir: Path = Field(
@@ -125,6 +211,16 @@ class Settings(BaseSettings):
     def run_webhook_secrets(self) -> list[str]:
         """Return the run-completion webhook secrets, newest first."""
         return _split_secrets(self.run_webhook_secret)
+
+    @cached_property
+    def databricks_webhook_secrets(self) -> list[str]:
+        """Return the Databricks registry webhook secrets, newest first."""
+        return _split_secrets(self.databricks_webhook_secret)
+
+    @cached_property
+    def databricks_jobs_tokens(self) -> list[str]:
+        """Return the bearer tokens accepted for Databricks job notifications, newest first."""
+        return _split_secrets(self.databricks_jobs_token)
 
     @property
     def effective_broker_url(self) -> str:

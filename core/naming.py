@@ -42,3 +42,22 @@ def resolve_name(name: str, *, unity_catalog: bool, catalog: str, schema: str) -
                 "'_' and '-' only"
             )
     return ".".join(parts)
+
+
+_ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_VERSION_ALIAS = re.compile(r"^[vV][0-9]+$")
+
+
+def alias_problem(alias: str) -> str | None:
+    """Return why the registry would refuse an alias name, or None if it is acceptable.
+
+    MLflow reserves `latest` (any case) and version-like `v<digits>`; Unity Catalog and MLflow
+    accept letters, digits, '_' and '-' up to 255 characters.
+    """
+    if not _ALIAS.match(alias):
+        return f"invalid alias {alias!r}: letters, digits, '_' and '-' only, 1 to 255 characters"
+    if alias.lower() == "latest":
+        return "the alias 'latest' is reserved by MLflow"
+    if _VERSION_ALIAS.match(alias):
+        return f"the alias {alias!r} looks like a version (v<digits>), which MLflow reserves"
+    return None

@@ -19,10 +19,28 @@ RETENTION_STATUS = "retention_status"
 RETENTION_HOLD = "retention_hold"
 PREVIOUS_CHAMPION = "previous_champion"
 MODEL_NAME_RUN_TAG = "regpilot_model_name"
+LAST_DECISION = "last_decision"
 
 PASSED = "PASSED"
 FAILED = "FAILED"
 REGISTERED_BY_US = "regpilot"
+
+# Tags regpilot owns: a user's own tags may not set them (a forged validation_status would lie).
+RESERVED_TAGS = frozenset(
+    {
+        VALIDATION_STATUS,
+        VALIDATION_REPORT,
+        SOURCE_RUN_ID,
+        REGISTRATION_DATE,
+        FRAMEWORK,
+        METADATA,
+        REGISTERED_BY,
+        VALIDATION_SKIPPED,
+        RETENTION_STATUS,
+        PREVIOUS_CHAMPION,
+        LAST_DECISION,
+    }
+)
 
 # Unity Catalog is the strictest registry we write to; these keys work everywhere.
 MAX_TAG_VALUE = 1000
@@ -79,3 +97,11 @@ def _shrink(item: Any) -> Any:
     if isinstance(item, str):
         return item[: len(item) // 2]
     return None
+
+
+def decision_record(
+    kind: str, at: str, trigger: Mapping[str, Any], details: Mapping[str, Any]
+) -> str:
+    """Return the `last_decision` tag value: what was decided, when, by whom, within limits."""
+    by = ":".join(str(v) for k, v in trigger.items() if k in ("source", "actor", "delivery_id"))
+    return fit_json({"kind": kind, "at": at, "by": by, **details})

@@ -10,9 +10,10 @@ from flask import Flask
 
 from config.policy import load_policy
 from config.settings import Settings
-from handlers import health, mlflow_hooks, runs
+from handlers import health, mlflow_hooks, ops, runs
 from handlers.errors import install_error_handlers
 from handlers.intake import Intake
+from handlers.operations import install_operations
 from observability.logging import setup_logging
 from stores.redis_store import RedisStore
 from tasks.celery_app import create_celery
@@ -28,6 +29,8 @@ def check_secrets(settings: Settings) -> None:
     """Refuse to run with no webhook secret at all, unless insecure mode is asked for loudly."""
     if settings.mlflow_webhook_secrets or settings.run_webhook_secrets:
         return
+    if settings.databricks_enabled:
+        return  # check_databricks refuses Databricks endpoints that would authenticate no one
     if settings.insecure_no_signature:
         log.warning(
             "receiver.insecure_mode: accepting UNSIGNED webhooks; never do this outside local play"
@@ -37,6 +40,15 @@ def check_secrets(settings: Settings) -> None:
         "no webhook secret configured: set REGPILOT_MLFLOW_WEBHOOK_SECRET and/or "
         "REGPILOT_RUN_WEBHOOK_SECRET (or REGPILOT_INSECURE_NO_SIGNATURE=true for local play)"
     )
+
+
+def check_databricks(settings: Settings) -> None:
+    """Refuse the Databricks endpoints without a workspace to call back or a caller check."""
+    from handlers.databricks import configuration_problems
+
+    problems = configuration_problems(settings)
+    if problems:
+        raise ConfigurationError("; ".join(problems))
 
 
 def create_app(
@@ -50,7 +62,10 @@ def create_app(
     if configure_logging:
         setup_logging(settings.log_format, settings.log_level)
     check_secrets(settings)
-    load_policy(settings.policy_file)  # an invalid policy stops the start, naming file and line
+    if settings.databricks_enabled:
+        check_databricks(settings)
+    # An invalid policy stops the start, naming file and line.
+    policy = load_policy(settings.policy_file)
     app = Flask("regpilot")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -60,7 +75,12 @@ def create_app(
         celery=create_celery(settings),
         clock=clock,
     )
-    for blueprint in (runs.blueprint, mlflow_hooks.blueprint, health.blueprint):
+    for blueprint in (runs.blueprint, mlflow_hooks.blueprint, health.blueprint, ops.blueprint):
         app.register_blueprint(blueprint)
+    if settings.databricks_enabled:
+        from handlers import databricks
+
+        app.register_blueprint(databricks.blueprint)
+    install_operations(app, settings, policy)
     install_error_handlers(app)
     return app

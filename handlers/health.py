@@ -19,11 +19,18 @@ def healthz() -> ResponseReturnValue:
 
 @blueprint.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    """Answer 200 when Redis answers (the policy loaded at start-up, or we would not run)."""
+    """Answer 200 when Redis answers and the policy loaded; report MLflow without failing.
+
+    The receiver never calls MLflow while answering a webhook, so an MLflow outage must not
+    take it out of a load balancer: deliveries are queued and the worker retries them.
+    """
+    from handlers.operations import operations
+
     redis_ok = intake().store.ping()
     return json_response(
         200 if redis_ok else 503,
         status="ready" if redis_ok else "not ready",
         redis=redis_ok,
-        policy=True,
+        policy=True,  # create_app refuses to build an app without a valid policy
+        mlflow=operations().mlflow.reachable(),
     )

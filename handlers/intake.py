@@ -16,7 +16,9 @@ from kombu.exceptions import KombuError, OperationalError
 
 from config.settings import Settings
 from handlers.errors import Reject, json_response
+from handlers.telemetry import note_webhook
 from stores.redis_store import RedisStore
+from tasks.dispatch import dispatch
 
 log = logging.getLogger("regpilot.webhook")
 MAX_JSON_DEPTH = 32
@@ -91,35 +93,29 @@ def enqueue(
     summary: dict[str, Any],
 ) -> ResponseReturnValue:
     """Claim the delivery id, then queue the task; answer 202, 200 duplicate or 503."""
+    note_webhook(source, summary)
     ctx = intake()
     try:
-        claimed = ctx.store.claim_delivery(source, delivery_id, summary)
-    except redis.RedisError as exc:
-        log.warning(
-            "webhook.store_unavailable",
-            extra={"source": source, "delivery_id": delivery_id, "error": type(exc).__name__},
-        )
-        raise Reject(503, "queue unavailable, retry later") from exc
-    if not claimed:
-        log.info("webhook.duplicate", extra={"source": source, "delivery_id": delivery_id})
-        return json_response(200, status="duplicate", delivery_id=delivery_id)
-    task_id = f"{source}-{delivery_id}"
-    try:
-        ctx.celery.send_task(
-            task_name,
+        task_id = dispatch(
+            ctx.store,
+            ctx.celery,
+            ctx.settings.task_queue,
+            source=source,
+            delivery_id=delivery_id,
+            task_name=task_name,
             args=args,
-            kwargs={"source": source, "delivery_id": delivery_id},
-            task_id=task_id,
-            queue=ctx.settings.task_queue,
-            retry=False,
+            summary=summary,
         )
     except (OperationalError, KombuError, redis.RedisError, OSError) as exc:
-        _release_quietly(ctx.store, source, delivery_id)
         log.warning(
             "webhook.enqueue_failed",
             extra={"source": source, "delivery_id": delivery_id, "error": type(exc).__name__},
         )
         raise Reject(503, "queue unavailable, retry later") from exc
+    if task_id is None:
+        log.info("webhook.duplicate", extra={"source": source, "delivery_id": delivery_id})
+        _record_quietly(ctx.store, source, delivery_id, {**summary, "outcome": "duplicate"})
+        return json_response(200, status="duplicate", delivery_id=delivery_id)
     log.info(
         "webhook.queued",
         extra={
@@ -134,24 +130,24 @@ def enqueue(
 _LOGGED = {"event", "run_id", "model", "version"}
 
 
-def _release_quietly(store: RedisStore, source: str, delivery_id: str) -> None:
-    try:
-        store.release_delivery(source, delivery_id)
-    except redis.RedisError:
-        log.warning("webhook.release_failed", extra={"source": source, "delivery_id": delivery_id})
-
-
 def ignored(
     source: str, delivery_id: str, reason: str, summary: dict[str, Any]
 ) -> ResponseReturnValue:
     """Answer 200 `ignored` (so the sender does not retry) and record it when Redis answers."""
+    note_webhook(source, summary)
     log.info(
         "webhook.ignored", extra={"source": source, "delivery_id": delivery_id, "reason": reason}
     )
-    try:
-        intake().store.record_unqueued(
-            source, delivery_id, {**summary, "outcome": "ignored", "detail": reason}
-        )
-    except redis.RedisError:
-        pass  # the history is best effort for events we do not act on
+    _record_quietly(
+        intake().store, source, delivery_id, {**summary, "outcome": "ignored", "detail": reason}
+    )
     return json_response(200, status="ignored", reason=reason, delivery_id=delivery_id)
+
+
+def _record_quietly(
+    store: RedisStore, source: str, delivery_id: str, summary: dict[str, Any]
+) -> None:
+    try:
+        store.record_unqueued(source, delivery_id, summary)
+    except redis.RedisError:
+        pass  # the history is best effort for deliveries we do not queue

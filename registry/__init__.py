@@ -13,4 +13,8 @@ def build_registry(settings: Settings) -> Registry:
     """Return the registry adapter the settings point at (imports mlflow lazily)."""
     from registry.mlflow_registry import MlflowRegistry
 
+    if settings.uses_unity_catalog:
+        from registry.unity_catalog import UnityCatalogRegistry
+
+        return UnityCatalogRegistry.from_settings(settings)
     return MlflowRegistry.from_settings(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -237,6 +238,74 @@ class MlflowRegistry:
             if not token:
                 return
 
+    def recent_versions(self, since_ms: int) -> Iterator[ModelVersion]:
+        """Yield versions created since `since_ms`, newest first (stops at the first older one)."""
+        token: str | None = None
+        while True:
+            page = _translate(
+                lambda t=token: self.client.search_model_versions(
+                    order_by=["creation_timestamp DESC"], max_results=200, page_token=t
+                )
+            )
+            for mv in page:
+                if (mv.creation_timestamp or 0) < since_ms:
+                    return
+                yield _to_version(mv)
+            token = page.token
+            if not token:
+                return
+
+    def unjudged_runs(self, since_ms: int) -> Iterator[RunInfo]:
+        """Yield finished runs since `since_ms` that logged a model and carry no verdict tag."""
+        experiments: dict[str, str] = {}
+        token: str | None = None
+        while True:
+            page = _translate(
+                lambda t=token: self.client.search_experiments(max_results=1000, page_token=t)
+            )
+            experiments.update({e.experiment_id: e.name for e in page})
+            token = page.token
+            if not token:
+                break
+        ids = sorted(experiments)
+        query = (
+            f"attributes.status = 'FINISHED' and attributes.end_time >= {int(since_ms)} "
+            "and tags.validation_status IS NULL"
+        )
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
+            token = None
+            while True:
+                runs = _translate(
+                    lambda t=token, c=chunk: self.client.search_runs(
+                        c, filter_string=query, max_results=500, page_token=t
+                    )
+                )
+                for run in runs:
+                    outputs = getattr(run, "outputs", None)
+                    model_ids = tuple(
+                        o.model_id
+                        for o in (getattr(outputs, "model_outputs", None) or [])
+                        if o.model_id
+                    )
+                    if not model_ids:
+                        continue
+                    yield RunInfo(
+                        run_id=run.info.run_id,
+                        experiment_id=run.info.experiment_id,
+                        experiment_name=experiments.get(run.info.experiment_id),
+                        status=run.info.status,
+                        start_ms=run.info.start_time,
+                        end_ms=run.info.end_time,
+                        metrics=dict(run.data.metrics),
+                        params=dict(run.data.params),
+                        tags=dict(run.data.tags),
+                        model_ids=model_ids,
+                    )
+                token = runs.token
+                if not token:
+                    break
+
     def create_version(
         self,
         name: str,
@@ -270,11 +339,28 @@ class MlflowRegistry:
             return _to_version(_translate(create))
 
     def set_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
-        """Set tags on a model version."""
-        for key, value in tags.items():
+        """Set tags on a model version: one REST call per tag, plus one look-up in all.
+
+        MlflowClient.set_model_version_tag looks the registered model up before every tag (to
+        refuse prompts); the first tag goes through it, the rest straight to the registry client.
+        """
+        if not tags:
+            return
+        (first_key, first_value), *rest = tags.items()
+        _translate(
+            lambda: self.client.set_model_version_tag(name, str(version), first_key, first_value)
+        )
+        registry_client = self.client._get_registry_client()  # type: ignore[no-untyped-call]
+        for key, value in rest:
             _translate(
-                lambda k=key, v=value: self.client.set_model_version_tag(name, str(version), k, v)
+                functools.partial(
+                    registry_client.set_model_version_tag, name, str(version), key, value
+                )
             )
+
+    def set_version_description(self, name: str, version: int, description: str) -> None:
+        """Replace a model version's description."""
+        _translate(lambda: self.client.update_model_version(name, str(version), description))
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         """Point an alias at a version."""

@@ -71,7 +71,7 @@ class RedisStore:
                 "outcome": "queued",
             }
         )
-        claimed = self._claim_script(
+        claimed = self._script("claim", _CLAIM_LUA)(
             keys=[
                 self.key("delivery", source, delivery_id),
                 self.key("event", source, delivery_id),
@@ -80,14 +80,6 @@ class RedisStore:
             args=[self.delivery_ttl, record, f"{source}:{delivery_id}", self.max_events],
         )
         return bool(claimed)
-
-    @property
-    def _claim_script(self) -> Any:
-        script = getattr(self, "_claim", None)
-        if script is None:
-            script = self.client.register_script(_CLAIM_LUA)
-            self._claim = script
-        return script
 
     def release_delivery(self, source: str, delivery_id: str) -> None:
         """Forget a claim (the enqueue failed, so the sender's retry must be accepted)."""
@@ -130,14 +122,28 @@ class RedisStore:
 
     # --- decision records ---------------------------------------------------------------------
 
-    def record_decision(self, model: str, decision: dict[str, Any]) -> None:
-        """Append a decision record to the model's history (newest first, bounded)."""
+    def record_decision(
+        self, model: str, decision: dict[str, Any], identity: str | None = None
+    ) -> bool:
+        """Append a decision record to the model's history (newest first, bounded).
+
+        With an `identity` (what the decision is about, e.g. `alias:challenger:7`), the record
+        is written once however often the work is redone (redelivery, reconciliation).
+        Returns False when an identical decision was already recorded.
+        """
         entry = json.dumps({"at": time.time(), "model": model, **decision}, default=str)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.lpush(self.key("decisions", model), entry)
-        pipe.ltrim(self.key("decisions", model), 0, self.max_decisions - 1)
-        pipe.sadd(self.key("models"), model)
-        pipe.execute()
+        identity_key = self.key("decided", model, identity) if identity else ""
+        written = self._script("record", _RECORD_LUA)(
+            keys=[self.key("decisions", model), self.key("models"), identity_key],
+            args=[entry, self.max_decisions, model, self.delivery_ttl * 4],
+        )
+        return bool(written)
+
+    def _script(self, name: str, source: str) -> Any:
+        cache: dict[str, Any] = self.__dict__.setdefault("_scripts", {})
+        if name not in cache:
+            cache[name] = self.client.register_script(source)
+        return cache[name]
 
     def decisions(self, model: str, limit: int = 50) -> list[dict[str, Any]]:
         """Return a model's decision records, newest first."""
@@ -153,7 +159,16 @@ class RedisStore:
     def add_dead_letter(self, letter: dict[str, Any]) -> str:
         """Store a task whose retries are exhausted; return its id."""
         letter_id = letter.get("id") or uuid.uuid4().hex
-        entry = json.dumps({**letter, "id": letter_id, "dead_at": time.time()}, default=str)
+        previous = self.dead_letter(str(letter_id)) or {}
+        entry = json.dumps(
+            {
+                **letter,
+                "id": letter_id,
+                "dead_at": time.time(),
+                "replays": previous.get("replays", 0),
+            },
+            default=str,
+        )
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self.key("dead"), letter_id, entry)
         pipe.execute()
@@ -164,10 +179,24 @@ class RedisStore:
         letters = [json.loads(v) for v in self.client.hvals(self.key("dead"))]
         return sorted(letters, key=lambda item: item.get("dead_at", 0))
 
+    def dead_letter_count(self) -> int:
+        """Return how many dead letters wait (one HLEN, cheap enough for every scrape)."""
+        return int(self.client.hlen(self.key("dead")))
+
     def dead_letter(self, letter_id: str) -> dict[str, Any] | None:
         """Return one dead letter."""
         raw = self.client.hget(self.key("dead"), letter_id)
         return json.loads(raw) if raw else None
+
+    def mark_replayed(self, letter_id: str) -> None:
+        """Count a replay of a dead letter (it stays until the replay succeeds)."""
+        raw = self.client.hget(self.key("dead"), letter_id)
+        if raw is None:
+            return
+        letter = json.loads(raw)
+        letter["replays"] = int(letter.get("replays", 0)) + 1
+        letter["replayed_at"] = time.time()
+        self.client.hset(self.key("dead"), letter_id, json.dumps(letter))
 
     def drop_dead_letter(self, letter_id: str) -> bool:
         """Remove a dead letter; True if it existed."""
@@ -213,6 +242,19 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 1
 end
 return 0
+"""
+
+
+_RECORD_LUA = """
+if KEYS[3] ~= '' then
+  if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then
+    return 0
+  end
+end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1
 """
 
 

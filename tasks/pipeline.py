@@ -106,6 +106,8 @@ def run_completed(
     ctx = runtime.context(source, delivery_id)
     try:
         outcomes = process_run_completed(ctx, run_id, model_name)
+    except TRANSIENT_ERRORS:
+        raise  # retried by autoretry_for, then a dead letter
     except PERMANENT_ERRORS as exc:
         return _failed(exc)
     return {"outcome": "processed", "results": [o.as_dict() for o in outcomes]}
@@ -125,6 +127,22 @@ def model_version_created(
     ctx = runtime.context(source, delivery_id)
     try:
         outcome = process_version_created(ctx, name, int(version))
+    except TRANSIENT_ERRORS:
+        raise  # retried by autoretry_for, then a dead letter
     except PERMANENT_ERRORS as exc:
         return _failed(exc)
     return {"outcome": "processed", "result": outcome.as_dict()}
+
+
+# Not a RegpilotTask: a failed sweep is not a dead letter, the next one (beat) covers it.
+@app.task(name="regpilot.reconcile")
+def reconcile(since_hours: float | None = None) -> dict[str, Any]:
+    """Sweep MLflow for versions and runs no webhook brought, and queue them."""
+    from tasks.sweep import finding_queuer
+    from workflows.reconcile import reconcile as sweep
+
+    ctx = runtime.context("reconcile", None)
+    queue = finding_queuer(runtime.store(), app, ctx.settings.task_queue)
+    findings, queued = sweep(ctx, since_hours or ctx.settings.reconcile_lookback_hours, queue)
+    log.info("reconcile.swept", extra={"outcome": f"found={len(findings)} queued={queued}"})
+    return {"outcome": "processed", "found": len(findings), "queued": queued}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from config.policy import Policy
 from config.settings import Settings
 from core.naming import resolve_name
 from core.registry_port import Registry
+from core.tags import LAST_DECISION, decision_record
+from observability.metrics import count_decision
 from stores.redis_store import RedisStore
 
 log = logging.getLogger("regpilot.workflows")
@@ -52,16 +55,30 @@ class Context:
         """Return the model's lock (no-op without a store, e.g. a CLI run without Redis)."""
         return self.store.model_lock(model) if self.store is not None else nullcontext()
 
-    def record(self, model: str, kind: str, **details: Any) -> None:
-        """Record a decision in the history and the log."""
+    def decision_tags(self, kind: str, **details: Any) -> dict[str, str]:
+        """Return the `last_decision` version tag for a decision, to write with other tags."""
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        return {LAST_DECISION: decision_record(kind, now, self.trigger.as_dict(), details)}
+
+    def record(self, model: str, kind: str, *, identity: str | None = None, **details: Any) -> None:
+        """Record a decision in the history and the log, once per `identity` when given.
+
+        The identity names what was decided (`gate:<run>:<model uri>`, `alias:<name>:<version>`),
+        so work redone after a redelivery or by reconciliation leaves one record, not two.
+        """
         entry = {"kind": kind, "trigger": self.trigger.as_dict(), **details}
-        log.info(
-            "decision.%s",
-            kind,
-            extra={"model": model, **{k: v for k, v in details.items() if k in _LOGGED}},
-        )
+        first = True
         if self.store is not None:
-            self.store.record_decision(model, entry)
+            first = self.store.record_decision(
+                model, entry, f"{kind}:{identity}" if identity else None
+            )
+        if first:
+            count_decision(model, kind, details)
+            log.info(
+                "decision.%s",
+                kind,
+                extra={"model": model, **{k: v for k, v in details.items() if k in _LOGGED}},
+            )
 
 
 _LOGGED = {"version", "run_id", "verdict", "alias", "action"}

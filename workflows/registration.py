@@ -82,19 +82,39 @@ def register_once(
     """
     for existing in ctx.registry.versions_from_run(name, run.run_id):
         if existing.source == model.uri or existing.tags.get(SOURCE_RUN_ID) == run.run_id:
+            _update_existing(ctx, existing, description, extra_tags)
             return existing, False
+    decision = ctx.decision_tags(
+        "registration", run_id=run.run_id, verdict=verdict.status if verdict else "SKIPPED"
+    )
     version = ctx.registry.create_version(
         name,
         model.uri,
         run.run_id,
-        version_tags(run, model, verdict, extra_tags),
+        version_tags(run, model, verdict, {**(extra_tags or {}), **decision}),
         description,
     )
     ctx.record(
         name,
         "registration",
+        identity=str(version.version),
         version=version.version,
         run_id=run.run_id,
         verdict=verdict.status if verdict else "SKIPPED",
     )
     return version, True
+
+
+def _update_existing(
+    ctx: Context,
+    existing: ModelVersion,
+    description: str | None,
+    extra_tags: Mapping[str, str] | None,
+) -> None:
+    # Registering the same run again by hand with a new description or tags applies them, so
+    # the command's result is the same whether or not the version already existed.
+    if description is not None and description != (existing.description or ""):
+        ctx.registry.set_version_description(existing.name, existing.version, description)
+    changed = {k: v for k, v in (extra_tags or {}).items() if existing.tags.get(k) != v}
+    if changed:
+        ctx.registry.set_version_tags(existing.name, existing.version, changed)

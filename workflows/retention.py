@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.retention import PruneAction, RetentionPlan, VersionState, plan_retention
-from core.tags import RETENTION_STATUS
+from core.tags import PREVIOUS_CHAMPION, RETENTION_STATUS
 from workflows.context import Context
 
 
@@ -34,7 +34,22 @@ def plan_for(ctx: Context, name: str, keep: int | None = None) -> tuple[Retentio
     extra: dict[int, str] = {}
     for alias, version in aliases.items():
         extra[version] = f"alias {alias}" if version not in extra else extra[version] + f",{alias}"
+    rollback_target = _rollback_target(
+        states, aliases.get(ctx.policy.for_model(name).aliases.champion)
+    )
+    if rollback_target is not None:
+        extra.setdefault(rollback_target, "previous champion (the rollback target)")
     return plan_retention(states, rules, extra), pages
+
+
+def _rollback_target(states: list[VersionState], champion: int | None) -> int | None:
+    # `regpilot rollback` restores the version named by the champion's previous_champion tag,
+    # so retention must leave that version in place.
+    for state in states:
+        if state.version == champion:
+            recorded = state.tags.get(PREVIOUS_CHAMPION, "")
+            return int(recorded) if recorded.isdigit() else None
+    return None
 
 
 def enforce_retention(
@@ -47,24 +62,41 @@ def enforce_retention(
 ) -> RetentionResult:
     """Plan and (unless dry_run) apply a retention pass. Call with the model's lock held."""
     plan, pages = plan_for(ctx, name, keep)
+    applied = () if dry_run else apply_plan(ctx, name, plan, progress)
+    return RetentionResult(plan, applied, pages)
+
+
+def apply_plan(
+    ctx: Context,
+    name: str,
+    plan: RetentionPlan,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, ...]:
+    """Archive or delete the plan's versions, recording each; return the versions done.
+
+    Call with the model's lock held, on a plan made under the same lock.
+    """
     applied: list[int] = []
-    if not dry_run:
-        total = len(plan.prune)
-        for index, entry in enumerate(plan.prune, start=1):
-            if plan.action is PruneAction.DELETE:
-                ctx.registry.delete_version(name, entry.version)
-            else:
-                if ctx.registry.supports_stages:
-                    ctx.registry.transition_stage(name, entry.version, "Archived", False)
-                ctx.registry.set_version_tags(name, entry.version, {RETENTION_STATUS: "archived"})
-            applied.append(entry.version)
-            ctx.record(
-                name,
-                "retention",
-                action=plan.action.value,
-                version=entry.version,
-                reason=entry.reason,
+    total = len(plan.prune)
+    for index, entry in enumerate(plan.prune, start=1):
+        if plan.action is PruneAction.DELETE:
+            ctx.registry.delete_version(name, entry.version)
+        else:
+            if ctx.registry.supports_stages:
+                ctx.registry.transition_stage(name, entry.version, "Archived", False)
+            decision = ctx.decision_tags("retention", action="archive", reason=entry.reason)
+            ctx.registry.set_version_tags(
+                name, entry.version, {RETENTION_STATUS: "archived", **decision}
             )
-            if progress is not None:
-                progress(index, total)
-    return RetentionResult(plan, tuple(applied), pages)
+        applied.append(entry.version)
+        ctx.record(
+            name,
+            "retention",
+            identity=f"{plan.action.value}:{entry.version}",
+            action=plan.action.value,
+            version=entry.version,
+            reason=entry.reason,
+        )
+        if progress is not None:
+            progress(index, total)
+    return tuple(applied)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core.gate import Verdict, should_promote
@@ -18,6 +19,18 @@ class RunNotFinished(Exception):
     """The run is still RUNNING: the notification came early, so try again later."""
 
 
+SKIPPED = "SKIPPED"
+
+
+@dataclass(frozen=True)
+class RegistrationOptions:
+    """What a person may add when registering by hand (`regpilot register-model`)."""
+
+    description: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    skip_validation: bool = False
+
+
 @dataclass
 class Outcome:
     """What happened to one logged model of a run."""
@@ -29,13 +42,19 @@ class Outcome:
     created: bool = False
     aliases: list[str] = field(default_factory=list)
     pruned: list[int] = field(default_factory=list)
+    skipped: bool = False
+
+    @property
+    def status(self) -> str:
+        """Return PASSED, FAILED, or SKIPPED when validation was skipped on request."""
+        return SKIPPED if self.skipped else self.verdict.status
 
     def as_dict(self) -> dict[str, object]:
         """Return the outcome as plain data (the task result)."""
         return {
             "model_name": self.model_name,
             "run_id": self.run_id,
-            "status": self.verdict.status,
+            "status": self.status,
             "version": self.version,
             "created": self.created,
             "aliases": self.aliases,
@@ -44,16 +63,28 @@ class Outcome:
         }
 
 
-def process_run_completed(ctx: Context, run_id: str, model_name: str | None) -> list[Outcome]:
-    """Handle a run-completion notification end to end; safe to run twice."""
+def process_run_completed(
+    ctx: Context,
+    run_id: str,
+    model_name: str | None,
+    options: RegistrationOptions | None = None,
+) -> list[Outcome]:
+    """Handle a run-completion notification end to end; safe to run twice.
+
+    The CLI's `register-model` comes through here too, with its `options`.
+    """
+    options = options or RegistrationOptions()
     run = ctx.registry.get_run(run_id)
     if run.status == "RUNNING" or run.status == "SCHEDULED":
         raise RunNotFinished(f"run {run_id} is {run.status}")
     outcomes = []
     for target in targets_for(ctx, run, model_name):
-        outcomes.append(_process_target(ctx, run, target))
-    statuses = {o.verdict.status for o in outcomes}
-    report = outcomes[0].verdict.report() if len(outcomes) == 1 else "see model versions"
+        outcomes.append(_process_target(ctx, run, target, options))
+    judged = [o for o in outcomes if not o.skipped]
+    if not judged:
+        return outcomes  # a skipped validation says nothing about the run
+    statuses = {o.verdict.status for o in judged}
+    report = judged[0].verdict.report() if len(judged) == 1 else "see model versions"
     ctx.registry.set_run_tags(
         run.run_id,
         {
@@ -64,14 +95,19 @@ def process_run_completed(ctx: Context, run_id: str, model_name: str | None) -> 
     return outcomes
 
 
-def _process_target(ctx: Context, run: RunInfo, target: Target) -> Outcome:
+def _process_target(
+    ctx: Context, run: RunInfo, target: Target, options: RegistrationOptions
+) -> Outcome:
     name = target.name
     policy = ctx.policy.for_model(name)
     with ctx.lock(name):
+        if options.skip_validation:
+            return _register_unvalidated(ctx, run, target, options)
         verdict = judge(ctx, name, run, target.model)
         ctx.record(
             name,
             "gate",
+            identity=f"run:{run.run_id}:{target.model.uri}:{verdict.status}",
             run_id=run.run_id,
             verdict=verdict.status,
             checks=verdict.as_dict()["checks"],
@@ -79,7 +115,15 @@ def _process_target(ctx: Context, run: RunInfo, target: Target) -> Outcome:
         outcome = Outcome(name, run.run_id, verdict)
         if not verdict.passed:
             return outcome
-        version, created = register_once(ctx, name, run, target.model, verdict)
+        version, created = register_once(
+            ctx,
+            name,
+            run,
+            target.model,
+            verdict,
+            description=options.description,
+            extra_tags=options.tags,
+        )
         outcome.version, outcome.created = version.version, created
         if move_alias_forward(ctx, name, policy.aliases.challenger, version.version):
             outcome.aliases.append(policy.aliases.challenger)
@@ -92,6 +136,27 @@ def _process_target(ctx: Context, run: RunInfo, target: Target) -> Outcome:
                 promote(ctx, name, policy.aliases.champion, version.version)
                 outcome.aliases.append(policy.aliases.champion)
         outcome.pruned = list(enforce_retention(ctx, name).applied)
+    return outcome
+
+
+def _register_unvalidated(
+    ctx: Context, run: RunInfo, target: Target, options: RegistrationOptions
+) -> Outcome:
+    # Skipped on request: registered and tagged validation_skipped, but no `challenger`
+    # (that alias means "passed its gate") and no promotion. Call with the lock held.
+    name = target.name
+    ctx.record(name, "gate", run_id=run.run_id, verdict=SKIPPED, checks=[])
+    version, created = register_once(
+        ctx,
+        name,
+        run,
+        target.model,
+        None,
+        description=options.description,
+        extra_tags=options.tags,
+    )
+    outcome = Outcome(name, run.run_id, Verdict(()), version.version, created, skipped=True)
+    outcome.pruned = list(enforce_retention(ctx, name).applied)
     return outcome
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.gate import Candidate, Verdict, evaluate
 from core.naming import InvalidModelName
-from core.registry_port import LoggedModel, NotFound, RunInfo
+from core.registry_port import LoggedModel, ModelVersion, NotFound, RunInfo
 from core.tags import MODEL_NAME_RUN_TAG
 from workflows.context import Context
 
@@ -88,9 +88,40 @@ def judge(ctx: Context, name: str, run: RunInfo, model: LoggedModel | None) -> V
     """Evaluate a model against its registered model's policy."""
     policy = ctx.policy.for_model(name)
     rules = policy.gate_rules()
+    if getattr(ctx.registry, "requires_signature", False) and not rules.require_signature:
+        # Unity Catalog refuses a model without a signature, whatever the policy says.
+        rules = replace(rules, require_signature=True)
     champ, champ_version = (None, None)
     if rules.champion is not None:
         champ, champ_version = champion_metrics(ctx, name)
     return evaluate(
         candidate_for(run, model), rules, champion_metrics=champ, champion_version=champ_version
     )
+
+
+def subject_of_version(ctx: Context, stored: ModelVersion) -> tuple[RunInfo, LoggedModel | None]:
+    """Return the run and logged model behind a registered version, as the gate judges them.
+
+    A version whose run is gone gets an empty run, so the gate reports every required metric
+    as missing instead of failing.
+    """
+    run = RunInfo(stored.run_id or "", "", None, "UNKNOWN", None, None, {}, {}, {})
+    if stored.run_id:
+        try:
+            run = ctx.registry.get_run(stored.run_id)
+        except NotFound:
+            pass
+    return run, _model_of(ctx, run, stored.source)
+
+
+def _model_of(ctx: Context, run: RunInfo, source: str | None) -> LoggedModel | None:
+    if not run.run_id:
+        return None
+    try:
+        models = ctx.registry.logged_models(run)
+    except NotFound:
+        return None
+    for model in models:
+        if source and (source == model.uri or (model.model_id and model.model_id in source)):
+            return model
+    return models[0] if models else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.registry_port import LoggedModel, NotFound, RunInfo
 from core.tags import (
     FRAMEWORK,
     SOURCE_RUN_ID,
@@ -14,7 +13,7 @@ from core.tags import (
 from workflows.aliases import move_alias_forward
 from workflows.context import Context
 from workflows.retention import enforce_retention
-from workflows.validation import judge
+from workflows.validation import judge, subject_of_version
 
 
 @dataclass(frozen=True)
@@ -31,32 +30,24 @@ class VersionOutcome:
         return dict(vars(self))
 
 
-def _empty_run(run_id: str | None) -> RunInfo:
-    return RunInfo(run_id or "", "", None, "UNKNOWN", None, None, {}, {}, {})
-
-
 def process_version_created(ctx: Context, name: str, version: int) -> VersionOutcome:
     """Validate a version that appeared in the registry; skip one already validated."""
     with ctx.lock(name):
         stored = ctx.registry.get_version(name, version)
         if VALIDATION_STATUS in stored.tags:
             return VersionOutcome(name, version, "skipped", "already validated")
-        run = _empty_run(stored.run_id)
-        if stored.run_id:
-            try:
-                run = ctx.registry.get_run(stored.run_id)
-            except NotFound:
-                pass  # the gate then reports every required metric as missing
-        model = _model_of(ctx, run, stored.source)
+        run, model = subject_of_version(ctx, stored)
         verdict = judge(ctx, name, run, model)
-        tags = {VALIDATION_STATUS: verdict.status, VALIDATION_REPORT: verdict.report()}
+        tags = {VALIDATION_REPORT: verdict.report()}
         if stored.run_id and SOURCE_RUN_ID not in stored.tags:
             tags[SOURCE_RUN_ID] = stored.run_id
         if model is not None and model.flavor and FRAMEWORK not in stored.tags:
             tags[FRAMEWORK] = model.flavor
+        tags[VALIDATION_STATUS] = verdict.status  # written last: it marks the work done
         ctx.record(
             name,
             "gate",
+            identity=f"version:{version}:{verdict.status}",
             version=version,
             run_id=stored.run_id,
             verdict=verdict.status,
@@ -70,16 +61,3 @@ def process_version_created(ctx: Context, name: str, version: int) -> VersionOut
         # this point is redone in full on redelivery.
         ctx.registry.set_version_tags(name, version, tags)
         return VersionOutcome(name, version, verdict.status)
-
-
-def _model_of(ctx: Context, run: RunInfo, source: str | None) -> LoggedModel | None:
-    if not run.run_id:
-        return None
-    try:
-        models = ctx.registry.logged_models(run)
-    except NotFound:
-        return None
-    for model in models:
-        if source and (source == model.uri or (model.model_id and model.model_id in source)):
-            return model
-    return models[0] if models else None

@@ -36,6 +36,7 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("timeout", 30)
             self.cfg.set("accesslog", None)
             self.cfg.set("child_exit", gunicorn_conf.child_exit)
+            self.cfg.set("logconfig_dict", gunicorn_conf.gunicorn_logconfig(config.log_format))
 
         def load(self) -> Any:
             return create_app(config)

@@ -15,8 +15,13 @@ from cli.common import friendly_errors, settings
 @click.option(
     "--workers", default=2, show_default=True, type=int, help="gunicorn sync worker processes."
 )
+@click.option(
+    "--insecure-no-signature",
+    is_flag=True,
+    help="Accept UNSIGNED webhooks when no secret is set. Local play only.",
+)
 @friendly_errors
-def serve(host: str, port: int, workers: int) -> None:
+def serve(host: str, port: int, workers: int, insecure_no_signature: bool) -> None:
     """Run the webhook receiver under gunicorn (same as gunicorn 'handlers:create_app()')."""
     from gunicorn.app.base import BaseApplication
 
@@ -24,6 +29,9 @@ def serve(host: str, port: int, workers: int) -> None:
     from observability.metrics import use_multiprocess_dir
 
     config = settings()
+    if insecure_no_signature:
+        click.echo("WARNING: accepting unsigned webhooks (--insecure-no-signature)", err=True)
+        config = type(config)(**{**config.model_dump(), "insecure_no_signature": True})
     # Before the app exists: its metrics must go to files all gunicorn workers share.
     use_multiprocess_dir(config.prometheus_multiproc_dir)
     create_app(config)  # refuse to start here, with a clear message, if anything is wrong

@@ -105,3 +105,39 @@ def test_demo_runs_the_whole_flow_and_prints_the_outcome_table(tmp_path, redis_u
     assert "FAILED" in result.stdout and "PASSED" in result.stdout
     assert "demo: outcome matches the policy" in result.stdout
     assert not (tmp_path / "state" / "demo").exists()
+
+
+def test_worker_refuses_to_start_with_an_invalid_policy(tmp_path):
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("defaults:\n  metrics:\n    test_accuracy: {above: 0.9}\n")
+    result = CliRunner().invoke(main, ["worker"], env={"REGPILOT_POLICY_FILE": str(bad)})
+    assert result.exit_code == 1
+    assert f"{bad}:3" in result.output and "defaults.metrics.test_accuracy" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_refuses_to_start_without_a_secret(tmp_path):
+    env = {"REGPILOT_MLFLOW_WEBHOOK_SECRET": "", "REGPILOT_RUN_WEBHOOK_SECRET": ""}
+    result = CliRunner().invoke(main, ["serve", "--port", "1"], env=env)
+    assert result.exit_code == 1
+    assert "no webhook secret configured" in result.output
+
+
+def test_gunicorn_serves_the_app_factory(settings, tmp_path):
+    from cli.stack import free_port, wait_http
+
+    port = free_port()
+    env = child_environment({**settings_environment(settings), "PYTHONUNBUFFERED": "1"})
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    process = subprocess.Popen(
+        [str(gunicorn), "-b", f"127.0.0.1:{port}", "-w", "1", "handlers:create_app()"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, process=process)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

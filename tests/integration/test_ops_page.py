@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,18 @@ def ops_settings(settings: Settings) -> Settings:
 @pytest.fixture()
 def http(ops_settings: Settings):
     return create_app(ops_settings, configure_logging=False).test_client()
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def _csrf(html: str) -> str:
@@ -137,7 +150,11 @@ def test_retry_a_dead_letter_from_the_page_in_chromium(
     logs = tmp_path_factory.mktemp("ops-workers")
 
     # A real dead letter: a worker whose MLflow is a closed port fails, with no retries left.
-    broken = derive(settings, mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
+    broken = derive(
+        settings,
+        mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}",
+        worker_metrics_port=free_port(),
+    )
     failing = WorkerProcess(broken, logs / "failing.log", concurrency=1)
     receiver = ThreadedReceiver(settings)
     try:
@@ -154,6 +171,13 @@ def test_retry_a_dead_letter_from_the_page_in_chromium(
             timeout=120,
             message="the dead letter",
         )
+        # The worker's exporter counts it; the receiver's gauge reads it from Redis.
+        task = "regpilot.run_completed"
+        worker_metrics = _scrape(f"http://127.0.0.1:{broken.worker_metrics_port}/metrics")
+        assert worker_metrics[("regpilot_dead_letters_total", (("task", task),))] == 1
+        assert worker_metrics[("regpilot_tasks_total", (("outcome", "dead"), ("task", task)))] == 1
+        receiver_metrics = _scrape(f"{receiver.url}/metrics")
+        assert receiver_metrics[("regpilot_dead_letters_current", ())] >= 1
     finally:
         failing.stop()
 

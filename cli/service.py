@@ -32,9 +32,10 @@ def serve(host: str, port: int, workers: int, insecure_no_signature: bool) -> No
     if insecure_no_signature:
         click.echo("WARNING: accepting unsigned webhooks (--insecure-no-signature)", err=True)
         config = type(config)(**{**config.model_dump(), "insecure_no_signature": True})
-    # Before the app exists: its metrics must go to files all gunicorn workers share.
-    use_multiprocess_dir(config.prometheus_multiproc_dir)
     create_app(config)  # refuse to start here, with a clear message, if anything is wrong
+    # Before the serving apps exist (and after the check above, so a refusal leaves this process
+    # as it was): their metrics must go to files all gunicorn workers share.
+    use_multiprocess_dir(config.prometheus_multiproc_dir)
 
     class Receiver(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

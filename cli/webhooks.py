@@ -39,20 +39,28 @@ def url_warnings(url: str) -> list[str]:
 
 
 def install_mlflow_webhook(
-    tracking_uri: str, url: str, secret: str, events: tuple[str, ...] = DEFAULT_EVENTS
+    tracking_uri: str,
+    url: str,
+    secret: str,
+    events: tuple[str, ...] = DEFAULT_EVENTS,
+    name: str = WEBHOOK_NAME,
 ) -> tuple[str, str]:
-    """Create or update regpilot's webhook on the MLflow server; return (id, created|updated)."""
+    """Create or update regpilot's webhook on the MLflow server; return (id, created|updated).
+
+    The webhook is found by `name`, so installing twice updates it, and two regpilot
+    deployments on one MLflow server can each keep their own.
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    existing = [w for w in client.list_webhooks(max_results=1000) if w.name == WEBHOOK_NAME]
+    existing = [w for w in client.list_webhooks(max_results=1000) if w.name == name]
     if existing:
         hook = client.update_webhook(
             existing[0].webhook_id, url=url, events=list(events), secret=secret, status="ACTIVE"
         )
         return hook.webhook_id, "updated"
     hook = client.create_webhook(
-        WEBHOOK_NAME,
+        name,
         url,
         list(events),
         secret=secret,
@@ -91,6 +99,13 @@ def webhooks() -> None:
 @click.option(
     "--model-name", default=None, help="Databricks: one model's webhook (default: registry-wide)."
 )
+@click.option(
+    "--name",
+    "hook_name",
+    default=WEBHOOK_NAME,
+    show_default=True,
+    help="MLflow: the webhook's name (install updates the webhook of that name).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @friendly_errors
@@ -100,6 +115,7 @@ def install(
     events: tuple[str, ...],
     target: str,
     model_name: str | None,
+    hook_name: str,
     as_json: bool,
 ) -> None:
     """Create (or update) the webhook, signed with REGPILOT_MLFLOW_WEBHOOK_SECRET.
@@ -126,7 +142,7 @@ def install(
         click.echo(f"warning: {warning}", err=True)
     try:
         hook_id, what = install_mlflow_webhook(
-            config.mlflow_tracking_uri, url, config.mlflow_webhook_secrets[0], events
+            config.mlflow_tracking_uri, url, config.mlflow_webhook_secrets[0], events, hook_name
         )
     except MlflowException as exc:
         raise click.ClickException(f"MLflow refused the webhook: {exc.message}") from exc
@@ -158,9 +174,18 @@ def list_hooks() -> None:
 )
 @click.option("--id", "webhook_id", default=None, help="Webhook id (default: regpilot's own).")
 @click.option("--event", default=None, help="Event to send (default: one the webhook has).")
+@click.option(
+    "--name",
+    "hook_name",
+    default=WEBHOOK_NAME,
+    show_default=True,
+    help="MLflow: the webhook's name (install updates the webhook of that name).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly_errors
-def test_hook(target: str, webhook_id: str | None, event: str | None, as_json: bool) -> None:
+def test_hook(
+    target: str, webhook_id: str | None, event: str | None, hook_name: str, as_json: bool
+) -> None:
     """Make the registry send its test event to regpilot; fail unless regpilot accepted it."""
     if target == "databricks":
         from cli import databricks_webhooks
@@ -171,11 +196,11 @@ def test_hook(target: str, webhook_id: str | None, event: str | None, as_json: b
 
     client = MlflowClient(tracking_uri=settings().mlflow_tracking_uri)
     if webhook_id is None:
-        ours = [
-            w.webhook_id for w in client.list_webhooks(max_results=1000) if w.name == WEBHOOK_NAME
-        ]
+        ours = [w.webhook_id for w in client.list_webhooks(max_results=1000) if w.name == hook_name]
         if not ours:
-            raise click.ClickException("no regpilot webhook on the MLflow server: give --id")
+            raise click.ClickException(
+                f"no webhook named {hook_name!r} on the MLflow server: give --id or --name"
+            )
         webhook_id = ours[0]
     result = client.test_webhook(webhook_id, event)
     status = result.response_status

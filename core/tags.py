@@ -18,6 +18,7 @@ VALIDATION_SKIPPED = "validation_skipped"
 RETENTION_STATUS = "retention_status"
 RETENTION_HOLD = "retention_hold"
 PREVIOUS_CHAMPION = "previous_champion"
+ROLLED_BACK = "rolled_back"  # on a demoted champion: never auto-promote it again
 MODEL_NAME_RUN_TAG = "regpilot_model_name"
 LAST_DECISION = "last_decision"
 

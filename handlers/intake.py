@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from kombu.exceptions import KombuError, OperationalError
 
 from config.settings import Settings
+from core.signatures import SignatureError
 from handlers.errors import Reject, json_response
 from handlers.telemetry import note_webhook
 from stores.redis_store import RedisStore
@@ -61,6 +63,39 @@ def _depth(value: Any) -> int:
         elif isinstance(item, list):
             stack.extend((v, level + 1) for v in item)
     return deepest
+
+
+def verify_delivery(
+    source: str,
+    secrets: Sequence[str],
+    verifier: Callable[..., str],
+    id_header: str,
+    request: Request,
+    body: bytes,
+) -> str:
+    """Verify a delivery's signature and return its delivery id, or raise a 401 Reject.
+
+    With no secret for this source, only insecure mode (local play) lets a delivery in; its id
+    is then the sender's id header, else a hash of the body.
+    """
+    ctx = intake()
+    if not secrets:
+        if ctx.settings.insecure_no_signature:
+            return request.headers.get(id_header) or (
+                "body-" + hashlib.sha256(body).hexdigest()[:32]
+            )
+        raise Reject(401, "no secret configured for this endpoint")
+    try:
+        return verifier(
+            secrets,
+            request.headers,
+            body,
+            now=ctx.clock(),
+            tolerance=ctx.settings.timestamp_tolerance_seconds,
+        )
+    except SignatureError as exc:
+        log.warning("webhook.signature_invalid", extra={"source": source, "reason": exc.reason})
+        raise Reject(401, exc.reason) from exc
 
 
 def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:

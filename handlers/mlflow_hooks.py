@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
-import logging
-
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from core.events import MlflowEnvelope, ModelVersionCreated, PayloadError, parse_model
-from core.signatures import SignatureError, verify_mlflow
+from core.signatures import MLFLOW_DELIVERY_ID, verify_mlflow
 from core.tags import REGISTERED_BY, REGISTERED_BY_US
 from handlers.errors import Reject
-from handlers.intake import enqueue, ignored, intake, parse_json_object, read_body
+from handlers.intake import (
+    enqueue,
+    ignored,
+    intake,
+    parse_json_object,
+    read_body,
+    verify_delivery,
+)
 
-log = logging.getLogger("regpilot.webhook")
 blueprint = Blueprint("mlflow", __name__)
 SOURCE = "mlflow"
 TASK = "regpilot.model_version_created"
@@ -25,7 +28,14 @@ def registry_event() -> ResponseReturnValue:
     """Verify, parse, dedupe and queue an MLflow registry event."""
     ctx = intake()
     body = read_body(request, ctx.settings.max_body_bytes)
-    delivery_id = _verify(body)
+    delivery_id = verify_delivery(
+        SOURCE,
+        ctx.settings.mlflow_webhook_secrets,
+        verify_mlflow,
+        MLFLOW_DELIVERY_ID,
+        request,
+        body,
+    )
     data = parse_json_object(request, body)
     try:
         envelope: MlflowEnvelope = parse_model(MlflowEnvelope, data)
@@ -42,25 +52,3 @@ def registry_event() -> ResponseReturnValue:
     if created.tags.get(REGISTERED_BY) == REGISTERED_BY_US:
         return ignored(SOURCE, delivery_id, "version registered by regpilot", summary)
     return enqueue(SOURCE, delivery_id, TASK, [created.name, created.version], summary)
-
-
-def _verify(body: bytes) -> str:
-    ctx = intake()
-    secrets = ctx.settings.mlflow_webhook_secrets
-    if not secrets:
-        if ctx.settings.insecure_no_signature:
-            return request.headers.get("X-MLflow-Delivery-Id") or (
-                "body-" + hashlib.sha256(body).hexdigest()[:32]
-            )
-        raise Reject(401, "no secret configured for this endpoint")
-    try:
-        return verify_mlflow(
-            secrets,
-            request.headers,
-            body,
-            now=ctx.clock(),
-            tolerance=ctx.settings.timestamp_tolerance_seconds,
-        )
-    except SignatureError as exc:
-        log.warning("webhook.signature_invalid", extra={"source": SOURCE, "reason": exc.reason})
-        raise Reject(401, exc.reason) from exc

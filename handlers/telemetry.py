@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis import RedisError
@@ -26,6 +26,8 @@ def note_webhook(source: str, summary: dict[str, Any]) -> None:
 
     Call it once the delivery is verified and parsed; the response then decides the outcome.
     """
+    if not has_request_context():
+        return
     g.regpilot_webhook = (source, str(summary.get("event") or "unknown"), time.perf_counter())
     g.regpilot_log_token_inner = bind(**{k: summary.get(k) for k in ("run_id", "model", "version")})
 

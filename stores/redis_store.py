@@ -81,6 +81,40 @@ class RedisStore:
         )
         return bool(claimed)
 
+    def claim_and_enqueue(
+        self,
+        source: str,
+        delivery_id: str,
+        summary: dict[str, Any],
+        queue_key: str,
+        message: str,
+    ) -> bool:
+        """Claim a delivery id, record it and LPUSH its task message, all in one script.
+
+        The receiver's fast path (tasks/broker_message.py): when the broker is this Redis, the
+        task message goes onto its queue list in the same round trip as the claim, and only if
+        the claim succeeds. Returns False, queuing nothing, if the id was already claimed.
+        """
+        record = json.dumps(
+            {
+                **summary,
+                "source": source,
+                "delivery_id": delivery_id,
+                "received_at": time.time(),
+                "outcome": "queued",
+            }
+        )
+        claimed = self._script("claim_enqueue", _CLAIM_ENQUEUE_LUA)(
+            keys=[
+                self.key("delivery", source, delivery_id),
+                self.key("event", source, delivery_id),
+                self.key("events"),
+                queue_key,
+            ],
+            args=[self.delivery_ttl, record, f"{source}:{delivery_id}", self.max_events, message],
+        )
+        return bool(claimed)
+
     def release_delivery(self, source: str, delivery_id: str) -> None:
         """Forget a claim (the enqueue failed, so the sender's retry must be accepted)."""
         pipe = self.client.pipeline(transaction=False)
@@ -239,6 +273,18 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
   redis.call('LPUSH', KEYS[3], ARGV[3])
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+  return 1
+end
+return 0
+"""
+
+# _CLAIM_LUA plus the task message, pushed where kombu's Redis transport would push it.
+_CLAIM_ENQUEUE_LUA = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
+  redis.call('LPUSH', KEYS[3], ARGV[3])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+  redis.call('LPUSH', KEYS[4], ARGV[5])
   return 1
 end
 return 0

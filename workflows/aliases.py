@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.registry_port import NotFound
-from core.tags import PREVIOUS_CHAMPION
+from core.tags import PREVIOUS_CHAMPION, ROLLED_BACK
 from workflows.context import Context
 from workflows.governance import require_model, require_version
 from workflows.refusals import Refused
@@ -115,7 +115,12 @@ def rollback(ctx: Context, name: str) -> tuple[int, int]:
         name, target, ctx.decision_tags("rollback", alias=alias, restored_from=current)
     )
     ctx.registry.set_version_tags(
-        name, current, ctx.decision_tags("rolled_back", alias=alias, restored=target)
+        name,
+        current,
+        {
+            **ctx.decision_tags("rolled_back", alias=alias, restored=target),
+            ROLLED_BACK: "true",
+        },
     )
     ctx.record(name, "rollback", alias=alias, version=target, previous=current)
     return current, target

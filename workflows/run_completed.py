@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from core.gate import Verdict, should_promote
 from core.registry_port import RunInfo
-from core.tags import FAILED, PASSED, VALIDATION_REPORT, VALIDATION_STATUS
+from core.tags import FAILED, PASSED, ROLLED_BACK, VALIDATION_REPORT, VALIDATION_STATUS
 from workflows.aliases import move_alias_forward, promote
 from workflows.context import Context
 from workflows.registration import register_once
@@ -128,7 +128,8 @@ def _process_target(
         if move_alias_forward(ctx, name, policy.aliases.challenger, version.version):
             outcome.aliases.append(policy.aliases.challenger)
         rule = policy.champion_rule()
-        if policy.auto_promote and rule is not None:
+        # A version someone rolled back stays demoted, even when its event is redelivered.
+        if policy.auto_promote and rule is not None and version.tags.get(ROLLED_BACK) != "true":
             champ, champ_version = champion_metrics(ctx, name)
             if champ_version != str(version.version) and should_promote(
                 outcome_metrics(run, target), champ, rule

@@ -71,14 +71,33 @@ def test_notify_run_without_a_secret_is_a_clear_error():
 
 
 def test_webhooks_install_creates_then_updates_and_warns(mlflow_server, settings):
+    from mlflow import MlflowClient
+
     env = {**settings_environment(settings), "MLFLOW_TRACKING_URI": mlflow_server}
-    args = ["webhooks", "install", "--url", "http://127.0.0.1:9/webhooks/mlflow"]
-    first = CliRunner().invoke(main, args, env=env)
-    assert first.exit_code == 0, first.output
-    assert "MLFLOW_WEBHOOK_ALLOWED_SCHEMES" in first.output
-    assert "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS" in first.output
-    second = CliRunner().invoke(main, args, env=env)
-    assert second.exit_code == 0 and "updated" in second.output
+    # Its own name: the session's "regpilot" webhook must keep pointing at the receiver.
+    args = [
+        "webhooks",
+        "install",
+        "--name",
+        "cli-install-test",
+        "--url",
+        "http://127.0.0.1:9/webhooks/mlflow",
+    ]
+    client = MlflowClient(tracking_uri=mlflow_server)
+    try:
+        first = CliRunner().invoke(main, args, env=env)
+        assert first.exit_code == 0, first.output
+        assert "created" in first.output
+        assert "MLFLOW_WEBHOOK_ALLOWED_SCHEMES" in first.output
+        assert "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS" in first.output
+        second = CliRunner().invoke(main, args, env=env)
+        assert second.exit_code == 0 and "updated" in second.output
+        hooks = [w for w in client.list_webhooks() if w.name == "cli-install-test"]
+        assert len(hooks) == 1 and hooks[0].url == "http://127.0.0.1:9/webhooks/mlflow"
+    finally:
+        for hook in client.list_webhooks():
+            if hook.name == "cli-install-test":
+                client.delete_webhook(hook.webhook_id)
 
 
 def test_demo_runs_the_whole_flow_and_prints_the_outcome_table(tmp_path, redis_url):

@@ -171,11 +171,23 @@ def test_retry_a_dead_letter_from_the_page_in_chromium(
             timeout=120,
             message="the dead letter",
         )
-        # The worker's exporter counts it; the receiver's gauge reads it from Redis.
+        # The worker's exporter counts it (its signals fire just after the letter is stored);
+        # the receiver's gauge reads the letters from Redis.
         task = "regpilot.run_completed"
-        worker_metrics = _scrape(f"http://127.0.0.1:{broken.worker_metrics_port}/metrics")
-        assert worker_metrics[("regpilot_dead_letters_total", (("task", task),))] == 1
-        assert worker_metrics[("regpilot_tasks_total", (("outcome", "dead"), ("task", task)))] == 1
+        counted = (
+            ("regpilot_dead_letters_total", (("task", task),)),
+            ("regpilot_tasks_total", (("outcome", "dead"), ("task", task))),
+        )
+        worker_url = f"http://127.0.0.1:{broken.worker_metrics_port}/metrics"
+
+        def dead_counted() -> dict | None:
+            now = _scrape(worker_url)
+            return now if all(key in now for key in counted) else None
+
+        worker_metrics = wait_until(
+            dead_counted, timeout=30, message="the worker's dead-letter metrics"
+        )
+        assert [worker_metrics[key] for key in counted] == [1, 1]
         receiver_metrics = _scrape(f"{receiver.url}/metrics")
         assert receiver_metrics[("regpilot_dead_letters_current", ())] >= 1
     finally:

@@ -461,12 +461,17 @@ def test_auto_promotion_from_the_cli_uses_the_margin(cli_settings, client):
     assert close.exit_code == 1
     check = next(c for c in as_json(close)["checks"] if c["name"] == "champion:test_accuracy")
     assert check["result"] == "FAILED" and check["actual"].endswith("vs v1")
-    better = register(cli_settings, name, {**PASSING, "test_accuracy": 0.97})
-    assert better == 2
+    better_run = train_run({**PASSING, "test_accuracy": 0.97})
+    again = ("register-model", "--run-id", better_run, "--model-name", name, "--json")
+    assert as_json(ok(cli_settings, *again))["version"] == 2
     model = client.get_registered_model(name)
     assert model.aliases == {"champion": "2", "challenger": "2"}
     assert client.get_model_version(name, "2").tags["previous_champion"] == "1"
     ok(cli_settings, "rollback", name)
+    assert client.get_registered_model(name).aliases["champion"] == "1"
+    assert client.get_model_version(name, "2").tags["rolled_back"] == "true"
+    # The same run again (a redelivery): the rolled-back version is not promoted again.
+    assert as_json(ok(cli_settings, *again))["version"] == 2
     assert client.get_registered_model(name).aliases["champion"] == "1"
 
 

@@ -62,3 +62,24 @@ def naive_app() -> Flask:
         return {"status": "ok"}
 
     return app
+
+
+def regpilot_without_io_app() -> Flask:
+    """Return regpilot's receiver minus its Redis script and its log line (a diagnostic).
+
+    What is left is the Python work per request (verify, parse, validate, metrics, respond):
+    measured beside the others, it shows how much of the gap to the bare endpoint that work
+    accounts for on its own. It queues nothing; never run it for real.
+    """
+    import logging
+
+    from handlers import create_app
+    from stores.redis_store import RedisStore
+
+    def claimed(self: RedisStore, *args: object, **kwargs: object) -> bool:
+        return True
+
+    RedisStore.claim_and_enqueue = claimed  # type: ignore[method-assign]
+    app = create_app()
+    logging.getLogger("regpilot").setLevel(logging.WARNING)
+    return app

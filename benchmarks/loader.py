@@ -11,6 +11,7 @@ the *scheduled* send time to the end of the response, so a stalled server is not
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class PacedResult:
     statuses: dict[int, int]
     failures: int
     max_send_lag_ms: float
+    p99_send_lag_ms: float
 
     @property
     def p50_ms(self) -> float:
@@ -73,7 +75,7 @@ async def _paced(
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     failures = 0
-    max_lag = 0.0
+    lags: list[float] = []
     last_end = start
 
     async def exchange(payload: bytes, scheduled: float) -> None:
@@ -96,7 +98,7 @@ async def _paced(
         wait = scheduled - loop.time()
         if wait > 0:
             await asyncio.sleep(wait)
-        max_lag = max(max_lag, loop.time() - scheduled)
+        lags.append(loop.time() - scheduled)
         tasks.append(loop.create_task(exchange(payload, scheduled)))
     await asyncio.gather(*tasks)
     elapsed = max(last_end - start, 1e-9)
@@ -106,7 +108,8 @@ async def _paced(
         latencies_ms=tuple(sorted(latencies)),
         statuses=dict(statuses),
         failures=failures,
-        max_send_lag_ms=max_lag * 1000.0,
+        max_send_lag_ms=max(lags) * 1000.0,
+        p99_send_lag_ms=percentile(sorted(lags), 99) * 1000.0,
     )
 
 
@@ -116,4 +119,13 @@ def paced_load(
     """Send every payload once, `rate` per second on a fixed schedule; measure each response."""
     if rate <= 0:
         raise ValueError("rate must be positive")
-    return asyncio.run(_paced(host, port, payloads, rate, timeout))
+    # A full collection in the middle of a run would stall the schedule for tens of
+    # milliseconds and be counted as the server's latency: collect now, then not at all.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        return asyncio.run(_paced(host, port, payloads, rate, timeout))
+    finally:
+        gc.enable()
+        gc.unfreeze()

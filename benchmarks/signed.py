@@ -6,11 +6,12 @@ timestamps within 300 s), and the Lua script sends each entry once.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
 
-from core.signatures import sign_mlflow
+from core.signatures import sign_mlflow, sign_standard
 
 # A real `model_version.created` delivery of MLflow 3.17 (tests/fixtures/mlflow_samples), 283 B.
 MLFLOW_BODY = (
@@ -58,3 +59,21 @@ def raw_requests(secret: str, count: int, port: int, body: bytes = MLFLOW_BODY) 
             + body
         )
     return requests
+
+
+def run_webhook(
+    secret: str, run_id: str, model_name: str | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """Return (body, headers) of a signed run-completion webhook (Standard Webhooks)."""
+    payload: dict[str, str] = {"run_id": run_id}
+    if model_name is not None:
+        payload["model_name"] = model_name
+    body = json.dumps(payload).encode()
+    message_id = f"msg_{uuid.uuid4().hex}"
+    timestamp = int(time.time())
+    return body, {
+        "Content-Type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_standard(secret, message_id, timestamp, body),
+    }

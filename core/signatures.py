@@ -20,6 +20,11 @@ class SignatureError(Exception):
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
+    # The exact spelling first: one look-up (case-insensitive already in Werkzeug's headers),
+    # where scanning every header costs more than verifying the HMAC.
+    exact = headers.get(name)
+    if exact is not None:
+        return exact
     lowered = name.lower()
     for key, value in headers.items():
         if key.lower() == lowered:

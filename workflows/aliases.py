@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from core.registry_port import NotFound
 from core.tags import PREVIOUS_CHAMPION, ROLLED_BACK
 from workflows.context import Context
@@ -9,13 +11,22 @@ from workflows.governance import require_model, require_version
 from workflows.refusals import Refused
 
 
-def move_alias_forward(ctx: Context, name: str, alias: str, version: int) -> bool:
+def move_alias_forward(
+    ctx: Context,
+    name: str,
+    alias: str,
+    version: int,
+    aliases: Mapping[str, int] | None = None,
+) -> bool:
     """Point `alias` at `version` unless it already points at that version or a newer one.
 
     An alias never moves backwards: when runs finish out of order, the newest passing version
     keeps the alias. Returns True when the alias moved. Call with the model's lock held.
+    `aliases`: the model's alias map when the caller has just read it (else it is read here).
     """
-    current = ctx.registry.get_registered_model(name).aliases.get(alias)
+    if aliases is None:
+        aliases = ctx.registry.get_registered_model(name).aliases
+    current = aliases.get(alias)
     if current is not None and current >= version:
         return False
     ctx.registry.set_alias(name, alias, version)

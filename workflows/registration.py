@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from core.gate import Verdict
 from core.registry_port import LoggedModel, ModelVersion, RunInfo
@@ -74,13 +74,19 @@ def register_once(
     *,
     description: str | None = None,
     extra_tags: Mapping[str, str] | None = None,
+    versions: Sequence[ModelVersion] | None = None,
 ) -> tuple[ModelVersion, bool]:
     """Register `model` under `name` unless a version from the same run and model exists.
 
     Returns the version and whether it was created now. Call with the model's lock held, so two
-    deliveries of the same event cannot both create a version.
+    deliveries of the same event cannot both create a version. `versions`: every version of the
+    model, when the caller has just read them (else the versions from the run are searched).
     """
-    for existing in ctx.registry.versions_from_run(name, run.run_id):
+    if versions is not None:
+        from_run: Sequence[ModelVersion] = [v for v in versions if v.run_id == run.run_id]
+    else:
+        from_run = ctx.registry.versions_from_run(name, run.run_id)
+    for existing in from_run:
         if existing.source == model.uri or existing.tags.get(SOURCE_RUN_ID) == run.run_id:
             _update_existing(ctx, existing, description, extra_tags)
             return existing, False

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
+from core.registry_port import ModelVersion
 from core.retention import PruneAction, RetentionPlan, VersionState, plan_retention
 from core.tags import PREVIOUS_CHAMPION, RETENTION_STATUS
 from workflows.context import Context
@@ -19,18 +20,35 @@ class RetentionResult:
     pages_read: int
 
 
-def plan_for(ctx: Context, name: str, keep: int | None = None) -> tuple[RetentionPlan, int]:
-    """Read the model's versions and aliases and plan a pass (changes nothing)."""
+def plan_for(
+    ctx: Context,
+    name: str,
+    keep: int | None = None,
+    versions: Sequence[ModelVersion] | None = None,
+    aliases: Mapping[str, int] | None = None,
+) -> tuple[RetentionPlan, int]:
+    """Read the model's versions and aliases and plan a pass (changes nothing).
+
+    `versions` and `aliases`: what the caller read earlier under the same lock and kept up to
+    date, so a task reads each once.
+    """
     rules = ctx.policy.for_model(name).retention_rules()
     if keep is not None:
         rules = type(rules)(keep=keep, action=rules.action, protected_stages=rules.protected_stages)
     states = [
         VersionState(v.version, v.aliases, v.stage, dict(v.tags))
-        for v in ctx.registry.iter_versions(name)
+        for v in (versions if versions is not None else ctx.registry.iter_versions(name))
     ]
     pages = int(getattr(ctx.registry, "pages_read", 0))
-    # Search results on Unity Catalog carry no aliases: read them from the registered model.
-    aliases = ctx.registry.get_registered_model(name).aliases
+    if aliases is None:
+        # Version search results carry no aliases: read them from the registered model.
+        aliases = ctx.registry.get_registered_model(name).aliases
+    else:
+        # The caller's map is newer than the alias lists the versions were read with.
+        states = [
+            replace(s, aliases=tuple(a for a, v in aliases.items() if v == s.version))
+            for s in states
+        ]
     extra: dict[int, str] = {}
     for alias, version in aliases.items():
         extra[version] = f"alias {alias}" if version not in extra else extra[version] + f",{alias}"
@@ -59,9 +77,11 @@ def enforce_retention(
     keep: int | None = None,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    versions: Sequence[ModelVersion] | None = None,
+    aliases: Mapping[str, int] | None = None,
 ) -> RetentionResult:
     """Plan and (unless dry_run) apply a retention pass. Call with the model's lock held."""
-    plan, pages = plan_for(ctx, name, keep)
+    plan, pages = plan_for(ctx, name, keep, versions, aliases)
     applied = () if dry_run else apply_plan(ctx, name, plan, progress)
     return RetentionResult(plan, applied, pages)
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core.gate import Verdict, should_promote
-from core.registry_port import RunInfo
+from core.registry_port import ModelVersion, NotFound, RunInfo
 from core.tags import FAILED, PASSED, ROLLED_BACK, VALIDATION_REPORT, VALIDATION_STATUS
 from workflows.aliases import move_alias_forward, promote
 from workflows.context import Context
@@ -115,6 +115,9 @@ def _process_target(
         outcome = Outcome(name, run.run_id, verdict)
         if not verdict.passed:
             return outcome
+        # Under the lock, one read of the versions and one of the aliases serve the
+        # registration check, the alias move and the retention pass (REST calls per event).
+        versions: list[ModelVersion] | None = _versions_of(ctx, name)
         version, created = register_once(
             ctx,
             name,
@@ -123,10 +126,15 @@ def _process_target(
             verdict,
             description=options.description,
             extra_tags=options.tags,
+            versions=versions,
         )
         outcome.version, outcome.created = version.version, created
-        if move_alias_forward(ctx, name, policy.aliases.challenger, version.version):
+        if created and versions is not None:
+            versions.append(version)
+        aliases: dict[str, int] | None = dict(ctx.registry.get_registered_model(name).aliases)
+        if move_alias_forward(ctx, name, policy.aliases.challenger, version.version, aliases):
             outcome.aliases.append(policy.aliases.challenger)
+            aliases = {**(aliases or {}), policy.aliases.challenger: version.version}
         rule = policy.champion_rule()
         # A version someone rolled back stays demoted, even when its event is redelivered.
         if policy.auto_promote and rule is not None and version.tags.get(ROLLED_BACK) != "true":
@@ -136,8 +144,18 @@ def _process_target(
             ):
                 promote(ctx, name, policy.aliases.champion, version.version)
                 outcome.aliases.append(policy.aliases.champion)
-        outcome.pruned = list(enforce_retention(ctx, name).applied)
+                versions, aliases = None, None  # promotion rewrote both: retention rereads
+        outcome.pruned = list(
+            enforce_retention(ctx, name, versions=versions, aliases=aliases).applied
+        )
     return outcome
+
+
+def _versions_of(ctx: Context, name: str) -> list[ModelVersion]:
+    try:
+        return list(ctx.registry.iter_versions(name))
+    except NotFound:
+        return []  # no such model yet: the registration creates it
 
 
 def _register_unvalidated(

@@ -6,6 +6,8 @@ import datetime as dt
 import os
 import platform
 import subprocess
+import threading
+from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -83,3 +85,27 @@ class Environment:
         """Note the end time and the load average then."""
         self.load_at_end = load_average()
         self.finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class LoadSampler:
+    """Sample the 1-minute load average every few seconds, filed under the running section."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        self.every_s = every_s
+        self.section = "start"
+        self.samples: dict[str, list[float]] = defaultdict(list)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        """Start sampling in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        self._thread.join(timeout=self.every_s * 2)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.samples[self.section].append(os.getloadavg()[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from benchmarks.burst import BurstResults
 from benchmarks.e2e import E2EResults
@@ -28,6 +28,7 @@ class Report:
     e2e: E2EResults | None = None
     burst: BurstResults | None = None
     retention: RetentionResults | None = None
+    load: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -87,7 +88,9 @@ def _conditions(report: Report) -> str:
 
 - Machine: {env.cpu}, {env.cores} cores, {env.memory_gib:.0f} GiB, Linux {env.kernel},
   Python {env.python}. Shared with other work while measured: load average (1/5/15 min)
-  {env.load_at_start} at the start, {env.load_at_end} at the end ({env.finished}).
+  {env.load_at_start} at the start, {env.load_at_end} at the end ({env.finished}); the
+  1-minute load average while each section ran, sampled every 5 s (the benchmark's own
+  processes included): {_load(report.load)}.
 - Packages: {versions}.
 - Tools: {env.tools.get("redis-server", "?")}; {env.tools.get("wrk", "?")}.
 - Everything on loopback. Redis: the machine's server on 127.0.0.1:6379, database 14, a key
@@ -106,6 +109,15 @@ def _queue_check(results: ReceiverResults, variant: str) -> str:
     if all((r.accepted or 0) >= r.requests for r in runs):
         return "all queued"
     return "; ".join(f"{r.accepted} queued of {r.requests}" for r in runs)
+
+
+def _load(samples: dict[str, list[float]]) -> str:
+    parts = [
+        f"{section} {Summary.of(values).cell('{:.1f}')}"
+        for section, values in samples.items()
+        if values and section != "start"
+    ]
+    return ", ".join(parts) or "not sampled"
 
 
 def _receiver(results: ReceiverResults) -> str:

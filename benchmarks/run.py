@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks.burst import BurstConfig, run_burst_benchmark
 from benchmarks.e2e import E2EConfig, run_e2e_benchmark
-from benchmarks.environment import Environment
+from benchmarks.environment import Environment, LoadSampler
 from benchmarks.receiver import ReceiverConfig, run_receiver_benchmark
 from benchmarks.report import Report, render
 from benchmarks.retention_scale import RetentionConfig, run_retention_benchmark
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = BenchStack(state)
     report = Report(environment, profile_name, command.strip(), [])
     started = time.monotonic()
+    load = LoadSampler()
+    load.start()
 
     def progress(line: str) -> None:
         print(f"[{time.monotonic() - started:6.0f}s] {line.strip()}", flush=True)
@@ -99,27 +101,34 @@ def main(argv: list[str] | None = None) -> int:
             stack.start_mlflow()
             progress(f"MLflow server (--workers 1) at {stack.mlflow_url}")
         if "receiver" in args.sections:
+            load.section = "receiver"
             progress("1. receiver")
             report.receiver = run_receiver_benchmark(
                 stack, profile.receiver, state / "receiver", progress
             )
         if "e2e" in args.sections:
+            load.section = "e2e"
             progress("2. end-to-end delay")
             report.e2e = run_e2e_benchmark(stack, profile.e2e, progress)
         if "burst" in args.sections:
+            load.section = "burst"
             progress("3. burst")
             report.burst = run_burst_benchmark(stack, profile.burst, progress)
         if "retention" in args.sections:
+            load.section = "retention"
             progress("4. retention at scale")
             report.retention = run_retention_benchmark(stack, profile.retention, progress)
     except Exception:
+        load.stop()
         traceback.print_exc()
         print(f"benchmark failed; process logs in {stack.log_dir}", file=sys.stderr)
         stack.close()
         return 2
+    load.stop()
     stack.close()
     shutil.rmtree(state, ignore_errors=True)
     environment.finish()
+    report.load = dict(load.samples)
     report.verdicts = judge(report.receiver, report.e2e, report.burst, report.retention)
     text = render(report)
     if output is not None:

@@ -81,6 +81,12 @@ class E2EResults:
         """Return the per-repetition medians of the direct loop's first three calls."""
         return Summary.of([_median(r) for r in self.floor_gate_ms])
 
+    def overhead_ms(self) -> Summary:
+        """Return regpilot's delay minus the floor, in ms, paired by repetition."""
+        return Summary.of(
+            [_median(o) - _median(f) for o, f in zip(self.ours_ms, self.floor_ms, strict=True)]
+        )
+
     def overhead_pct(self) -> Summary:
         """Return regpilot's delay over the floor, in percent, paired by repetition."""
         return Summary.of(

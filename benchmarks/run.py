@@ -21,11 +21,12 @@ from benchmarks.environment import Environment, LoadSampler
 from benchmarks.receiver import ReceiverConfig, run_receiver_benchmark
 from benchmarks.report import Report, render
 from benchmarks.retention_scale import RetentionConfig, run_retention_benchmark
-from benchmarks.stack import ROOT, BenchStack
+from benchmarks.stack import BENCH_REDIS_DB, ROOT, BenchStack
 from benchmarks.targets import judge
 
 SECTIONS = ("receiver", "e2e", "burst", "retention")
 DEFAULT_OUTPUT = ROOT / "docs" / "BENCHMARKS.md"
+DEFAULT_REDIS_URL = f"redis://127.0.0.1:6379/{BENCH_REDIS_DB}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"comma-separated subset of {','.join(SECTIONS)}",
     )
     parser.add_argument("--output", type=Path, default=None, help="report path")
+    parser.add_argument(
+        "--redis-url",
+        default=DEFAULT_REDIS_URL,
+        help="Redis to use (under a key prefix of its own)",
+    )
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(args.sections) - set(SECTIONS))
@@ -87,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.run" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
     environment = Environment()
     state = Path(tempfile.mkdtemp(prefix="regpilot-bench-"))
-    stack = BenchStack(state)
-    report = Report(environment, profile_name, command.strip(), [])
+    stack = BenchStack(state, redis_url=args.redis_url)
+    report = Report(environment, profile_name, command.strip(), [], redis_url=args.redis_url)
     started = time.monotonic()
     load = LoadSampler()
     load.start()

@@ -95,14 +95,13 @@ def test_direct_enqueue_is_off_whenever_send_task_would_write_something_else(bse
         signals.before_task_publish.disconnect(stamp)
 
 
-def test_benchmark_harness_runs_end_to_end_with_tiny_counts(tmp_path: Path, capsys):
+def test_benchmark_harness_runs_end_to_end_with_tiny_counts(tmp_path: Path, redis_url, capsys):
     sections = ["e2e", "burst", "retention"]
     if shutil.which("wrk"):  # Debian's wrk: `make bench` installs it, CI images may not have it
         sections.insert(0, "receiver")
     report = tmp_path / "BENCHMARKS.md"
-    status = bench_main(
-        ["--profile", "smoke", "--sections", ",".join(sections), "--output", str(report)]
-    )
+    argv = ["--profile", "smoke", "--sections", ",".join(sections), "--output", str(report)]
+    status = bench_main([*argv, "--redis-url", redis_url])
     assert status in (0, 1), capsys.readouterr().err[-3000:]  # 1: a target missed (no timing)
     text = report.read_text()
     for title in ("## 2. End-to-end delay", "## 3. Burst", "## 4. Retention at scale"):

@@ -11,16 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
-COPY config/ config/
-COPY core/ core/
-COPY registry/ registry/
+COPY regpilot/ regpilot/
 COPY handlers/ handlers/
 COPY tasks/ tasks/
-COPY cli/ cli/
-COPY workflows/ workflows/
-COPY stores/ stores/
-COPY observability/ observability/
-COPY client/ client/
+COPY config/ config/
 
 RUN pip install ".[compose]"
 

@@ -23,7 +23,7 @@ up: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict core config
+	$(BIN)/mypy --strict regpilot/core config
 
 test: lint
 	$(BIN)/pytest -q

@@ -14,8 +14,8 @@ from flask import Flask, request
 from flask.typing import ResponseReturnValue
 
 from config.settings import Settings
-from core.signatures import SignatureError, verify_mlflow
-from tasks.celery_app import create_celery
+from regpilot.core.signatures import SignatureError, verify_mlflow
+from regpilot.queue.celery_config import create_celery
 
 
 def bare_app() -> Flask:
@@ -74,7 +74,7 @@ def regpilot_without_io_app() -> Flask:
     import logging
 
     from handlers import create_app
-    from stores.redis_store import RedisStore
+    from regpilot.stores.redis_store import RedisStore
 
     def claimed(self: RedisStore, *args: object, **kwargs: object) -> bool:
         return True

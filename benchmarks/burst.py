@@ -23,7 +23,7 @@ from benchmarks.runs import make_runs
 from benchmarks.signed import run_webhook
 from benchmarks.stack import BenchStack
 from benchmarks.stats import Summary
-from stores.redis_store import RedisStore
+from regpilot.stores.redis_store import RedisStore
 
 
 @dataclass(frozen=True)

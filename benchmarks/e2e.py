@@ -27,7 +27,7 @@ from benchmarks.signed import run_webhook
 from benchmarks.stack import BenchStack
 from benchmarks.stats import Summary
 from config.settings import Settings
-from stores.redis_store import RedisStore
+from regpilot.stores.redis_store import RedisStore
 
 
 @dataclass(frozen=True)

@@ -162,9 +162,9 @@ def measure(name: str, repetitions: int) -> dict[str, Any]:
     """Time `repetitions` dry-run passes, then trace one; return what was measured."""
     from config.policy import load_policy
     from config.settings import Settings
-    from registry import build_registry
-    from workflows.context import Context
-    from workflows.retention import enforce_retention
+    from regpilot.registry import build_registry
+    from regpilot.workflows.context import Context
+    from regpilot.workflows.retention import enforce_retention
 
     settings = Settings()
     ctx = Context(

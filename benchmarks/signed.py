@@ -11,7 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
-from core.signatures import sign_mlflow, sign_standard
+from regpilot.core.signatures import sign_mlflow, sign_standard
 
 # A real `model_version.created` delivery of MLflow 3.17 (tests/fixtures/mlflow_samples), 283 B.
 MLFLOW_BODY = (

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import redis
 
-from cli.stack import LocalStack, Secrets, free_port, wait_http
 from config.settings import Settings, child_environment, settings_environment
+from regpilot.cli.stack import LocalStack, Secrets, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_REDIS_DB = 14
@@ -121,7 +121,7 @@ class BenchStack:
     def start_worker(self, name: str, settings: Settings, concurrency: int = 2) -> None:
         """Start `regpilot worker -c N` (Celery prefork) and wait until it takes tasks."""
         env = {**settings_environment(settings), "PYTHONUNBUFFERED": "1"}
-        argv = [sys.executable, "-m", "cli.main", "worker", "-c", str(concurrency)]
+        argv = [sys.executable, "-m", "regpilot.cli.main", "worker", "-c", str(concurrency)]
         argv += ["--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h"]
         process = self.spawn(name, argv, env)
         log = self.log_dir / f"{name}.log"

@@ -11,8 +11,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.gate import ChampionRule, Direction, GateRules, Threshold
-from core.retention import PruneAction, RetentionRules
+from regpilot.core.gate import ChampionRule, Direction, GateRules, Threshold
+from regpilot.core.retention import PruneAction, RetentionRules
 
 
 class PolicyError(Exception):

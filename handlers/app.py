@@ -10,13 +10,13 @@ from flask import Flask
 
 from config.policy import load_policy
 from config.settings import Settings
-from handlers import health, mlflow_hooks, ops, runs
+from handlers import health, ops, telemetry, webhooks
 from handlers.errors import install_error_handlers
-from handlers.intake import Intake
-from handlers.operations import install_operations
-from observability.logging import setup_logging
-from stores.redis_store import RedisStore
-from tasks.celery_app import create_celery
+from handlers.services import EXTENSION, Services
+from regpilot.observability.logging import setup_logging
+from regpilot.queue.celery_config import create_celery
+from regpilot.registry.mlflow_http import HealthProbe
+from regpilot.stores.redis_store import RedisStore
 
 log = logging.getLogger("regpilot.receiver")
 
@@ -44,7 +44,7 @@ def check_secrets(settings: Settings) -> None:
 
 def check_databricks(settings: Settings) -> None:
     """Refuse the Databricks endpoints without a workspace to call back or a caller check."""
-    from handlers.databricks import configuration_problems
+    from handlers.webhooks.databricks import configuration_problems
 
     problems = configuration_problems(settings)
     if problems:
@@ -69,18 +69,17 @@ def create_app(
     app = Flask("regpilot")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["regpilot"] = Intake(
+    app.extensions[EXTENSION] = Services(
         settings=settings,
+        policy=policy,
         store=RedisStore.from_settings(settings),
         celery=create_celery(settings),
         clock=clock,
+        mlflow=HealthProbe(settings.mlflow_tracking_uri),
     )
-    for blueprint in (runs.blueprint, mlflow_hooks.blueprint, health.blueprint, ops.blueprint):
-        app.register_blueprint(blueprint)
-    if settings.databricks_enabled:
-        from handlers import databricks
-
-        app.register_blueprint(databricks.blueprint)
-    install_operations(app, settings, policy)
+    webhooks.install(app, settings)
+    app.register_blueprint(health.blueprint)
+    telemetry.install(app)
+    ops.install(app, settings)
     install_error_handlers(app)
     return app

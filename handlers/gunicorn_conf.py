@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import Settings
-from observability.metrics import mark_process_dead, use_multiprocess_dir
+from regpilot.observability.metrics import mark_process_dead, use_multiprocess_dir
 
 
 def gunicorn_logconfig(log_format: str) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def gunicorn_logconfig(log_format: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "observability.logging.JsonFormatter"}},
+        "formatters": {"json": {"()": "regpilot.observability.logging.JsonFormatter"}},
         "handlers": {"console": handler},
         "root": {"level": "INFO", "handlers": ["console"]},
         "loggers": {

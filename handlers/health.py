@@ -6,7 +6,7 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from handlers.errors import json_response
-from handlers.intake import intake
+from handlers.services import services
 
 blueprint = Blueprint("health", __name__)
 
@@ -24,13 +24,12 @@ def readyz() -> ResponseReturnValue:
     The receiver never calls MLflow while answering a webhook, so an MLflow outage must not
     take it out of a load balancer: deliveries are queued and the worker retries them.
     """
-    from handlers.operations import operations
 
-    redis_ok = intake().store.ping()
+    redis_ok = services().store.ping()
     return json_response(
         200 if redis_ok else 503,
         status="ready" if redis_ok else "not ready",
         redis=redis_ok,
         policy=True,  # create_app refuses to build an app without a valid policy
-        mlflow=operations().mlflow.reachable(),
+        mlflow=services().mlflow.reachable(),
     )

@@ -11,9 +11,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis import RedisError
 
-from observability import metrics
-from observability.logging import bind, unbind
-from stores.redis_store import RedisStore
+from handlers.services import services
+from regpilot.observability import metrics
+from regpilot.observability.logging import bind, unbind
+from regpilot.stores.redis_store import RedisStore
 
 blueprint = Blueprint("metrics", __name__)
 WEBHOOK_PREFIX = "/webhooks/"
@@ -58,9 +59,7 @@ class StoreCollector(Collector):
 @blueprint.get("/metrics")
 def scrape() -> Response:
     """Return the receiver's metrics in the Prometheus text format."""
-    from handlers.intake import intake
-
-    body = metrics.exposition([StoreCollector(intake().store)])
+    body = metrics.exposition([StoreCollector(services().store)])
     return Response(body, 200, content_type=metrics.CONTENT_TYPE)
 
 

@@ -6,10 +6,10 @@ from functools import lru_cache
 
 from config.policy import Policy, load_policy
 from config.settings import Settings
-from core.registry_port import Registry
-from registry import build_registry
-from stores.redis_store import RedisStore
-from workflows.context import Context, Trigger
+from regpilot.core.registry_port import Registry
+from regpilot.registry import build_registry
+from regpilot.stores.redis_store import RedisStore
+from regpilot.workflows.context import Context, Trigger
 
 
 @lru_cache(maxsize=1)

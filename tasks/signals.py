@@ -8,14 +8,10 @@ from typing import Any
 
 from celery import signals
 
-from observability import metrics
-from observability.logging import bind, unbind
+from regpilot.observability import metrics
+from regpilot.observability.logging import bind, unbind
+from regpilot.queue import names
 
-# Which positional arguments of each task name what, for the log context.
-_ARGUMENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "regpilot.run_completed": ("run_id", "model"),
-    "regpilot.model_version_created": ("model", "version"),
-}
 _running: dict[str, tuple[float, Token[Any]]] = {}
 
 
@@ -23,8 +19,7 @@ def task_log_fields(task: str, args: Any, kwargs: Any) -> dict[str, Any]:
     """Return the log-context fields of a task run: task, delivery, run, model, version."""
     fields: dict[str, Any] = {"task": task}
     kwargs = kwargs if isinstance(kwargs, dict) else {}
-    for name, value in zip(_ARGUMENT_FIELDS.get(task, ()), args or (), strict=False):
-        fields[name] = value
+    fields.update(names.log_fields(task, args or ()))
     for name in ("source", "delivery_id", "dead_letter_id"):
         if kwargs.get(name) is not None:
             fields[name] = kwargs[name]

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from cli.stack import LocalStack, Secrets, free_port, redis_answers
 from config.settings import Settings, child_environment, settings_environment
+from regpilot.cli.stack import LocalStack, Secrets, free_port, redis_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -153,7 +153,7 @@ class WorkerProcess:
             [
                 sys.executable,
                 "-m",
-                "cli.main",
+                "regpilot.cli.main",
                 "worker",
                 "-c",
                 str(concurrency),
@@ -194,7 +194,7 @@ def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="session")
 def mlflow_webhook(mlflow_server: str, receiver: ThreadedReceiver, secrets: Secrets) -> str:
     """MLflow's own webhook, pointed at our receiver and signed with our secret."""
-    from cli.webhooks import install_mlflow_webhook
+    from regpilot.cli.webhooks import install_mlflow_webhook
 
     hook_id, _ = install_mlflow_webhook(
         mlflow_server, f"{receiver.url}/webhooks/mlflow", secrets.mlflow_webhook_secret
@@ -217,7 +217,7 @@ def stack(
 @pytest.fixture()
 def store(settings: Settings) -> object:
     """The Redis store the receiver and worker use."""
-    from stores.redis_store import RedisStore
+    from regpilot.stores.redis_store import RedisStore
 
     return RedisStore.from_settings(settings)
 

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from core.signatures import sign_mlflow, sign_standard
+from regpilot.core.signatures import sign_mlflow, sign_standard
 
 T = TypeVar("T")
 

@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cli.stack import free_port
-from core.signatures import sign_databricks
+from regpilot.cli.stack import free_port
+from regpilot.core.signatures import sign_databricks
 
 WORKSPACE_ID = "1234567890123456"
 _OWN_PREFIXES = (

@@ -18,9 +18,9 @@ from celery import signals
 
 from benchmarks.run import main as bench_main
 from config.settings import Settings
-from stores.redis_store import RedisStore
-from tasks.broker_message import direct_queue_key, task_message
-from tasks.celery_app import create_celery
+from regpilot.queue.broker_message import direct_queue_key, task_message
+from regpilot.queue.celery_config import create_celery
+from regpilot.stores.redis_store import RedisStore
 from tests.support import derive
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
 from config.settings import child_environment, settings_environment
+from regpilot.cli.main import main
 from tests.support import PASSING, train_run, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,7 +110,7 @@ def test_demo_runs_the_whole_flow_and_prints_the_outcome_table(tmp_path, redis_u
     )
     env.pop("MLFLOW_TRACKING_URI")
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "demo"],
+        [sys.executable, "-m", "regpilot.cli.main", "demo"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -143,7 +143,7 @@ def test_serve_refuses_to_start_without_a_secret(tmp_path):
 
 
 def test_gunicorn_serves_the_app_factory(settings, tmp_path):
-    from cli.stack import free_port, wait_http
+    from regpilot.cli.stack import free_port, wait_http
 
     port = free_port()
     env = child_environment({**settings_environment(settings), "PYTHONUNBUFFERED": "1"})

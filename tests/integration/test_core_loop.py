@@ -119,7 +119,7 @@ def test_the_same_delivery_five_times_registers_once(stack, client):
 
 
 def _all_processed(stack: dict[str, Any]) -> bool:
-    from stores.redis_store import RedisStore
+    from regpilot.stores.redis_store import RedisStore
 
     events = RedisStore.from_settings(stack["settings"]).events(500)
     return all(e.get("outcome") != "queued" for e in events)

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
 from config.settings import Settings, settings_environment
-from core.signatures import sign_databricks
 from handlers import create_app
 from handlers.app import ConfigurationError
+from regpilot.cli.main import main
+from regpilot.core.signatures import sign_databricks
 from tests.conftest import ThreadedReceiver, WorkerProcess
 from tests.integration.databricks_stub import DatabricksStub
 from tests.support import FAILING, PASSING, derive, post, train_run, wait_until

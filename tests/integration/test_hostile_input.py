@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.settings import Settings
-from core.signatures import sign_mlflow, sign_standard
 from handlers import create_app
+from regpilot.core.signatures import sign_mlflow, sign_standard
 from tests.support import derive, mlflow_webhook, run_webhook
 
 ENDPOINTS = ["/webhooks/runs", "/webhooks/mlflow"]
@@ -124,7 +124,7 @@ def test_replayed_old_timestamp_is_401_even_with_a_valid_signature(http, hostile
 
 
 def test_no_secret_reaches_a_log_line_or_a_response(http, hostile_settings, caplog):
-    from observability.logging import JsonFormatter, TextFormatter
+    from regpilot.observability.logging import JsonFormatter, TextFormatter
 
     caplog.set_level(logging.DEBUG)
     secret_run = hostile_settings.run_webhook_secrets[0]

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli.stack import free_port, redis_answers
 from config.settings import Settings
 from handlers import create_app
-from observability.logging import make_handler
-from stores.redis_store import RedisStore
+from regpilot.cli.stack import free_port, redis_answers
+from regpilot.observability.logging import make_handler
+from regpilot.stores.redis_store import RedisStore
 from tests.conftest import WorkerProcess
 from tests.support import PASSING, derive, run_webhook, train_run, wait_until
 

@@ -7,10 +7,10 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
 from config.settings import settings_environment
 from handlers import create_app
-from stores.redis_store import RedisStore
+from regpilot.cli.main import main
+from regpilot.stores.redis_store import RedisStore
 from tests.support import PASSING, derive, run_webhook, train_run, wait_until
 
 pytestmark = pytest.mark.integration

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.stack import free_port
 from config.settings import Settings
 from handlers import create_app
-from stores.redis_store import RedisStore
+from regpilot.cli.stack import free_port
+from regpilot.stores.redis_store import RedisStore
 from tests.conftest import ThreadedReceiver, WorkerProcess
 from tests.support import PASSING, derive, post, run_webhook, train_run, wait_until
 

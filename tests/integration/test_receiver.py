@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
-from cli.stack import free_port
 from config.settings import Settings
 from handlers import create_app
 from handlers.app import ConfigurationError
+from regpilot.cli.stack import free_port
 from tests.support import derive, mlflow_webhook, run_webhook
 
 SAMPLES = Path(__file__).parents[1] / "fixtures" / "mlflow_samples"
@@ -122,7 +122,7 @@ def test_malformed_bodies_are_400_with_a_reason(http, rsettings, body, reason):
 
 
 def _signed_headers(secret: str, body: bytes) -> dict[str, str]:
-    from core.signatures import sign_standard
+    from regpilot.core.signatures import sign_standard
 
     message_id, now = f"msg_{uuid.uuid4().hex}", int(time.time())
     return {

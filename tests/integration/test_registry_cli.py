@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import main
 from config.settings import Settings, child_environment, settings_environment
+from regpilot.cli.main import main
 from tests.support import FAILING, PASSING, derive, post, run_webhook, train_run, wait_until
 
 pytestmark = pytest.mark.integration
@@ -341,11 +341,11 @@ def test_transition_moves_stages_and_archives_existing(cli_settings, client, sto
 
 
 def test_transition_on_a_registry_without_stages_says_to_use_aliases(cli_settings, client):
-    from cli.registry_session import CliContext
     from config.policy import load_policy
-    from core.registry_port import Unsupported
-    from registry.mlflow_registry import MlflowRegistry
-    from workflows.governance import transition
+    from regpilot.cli.registry_session import CliContext
+    from regpilot.core.registry_port import Unsupported
+    from regpilot.registry.mlflow_registry import MlflowRegistry
+    from regpilot.workflows.governance import transition
 
     name = unique("cli-nostage")
     version = register(cli_settings, name, PASSING)
@@ -371,7 +371,7 @@ def _uc_cli(cli_settings: Settings, *args: str) -> subprocess.CompletedProcess[s
     for key in [k for k in env if k.startswith("DATABRICKS_")]:
         del env[key]
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "regpilot.cli.main", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -644,7 +644,7 @@ def test_without_redis_reads_work_and_writes_refuse_clearly(cli_settings, client
 def test_help_and_policy_check_do_not_import_mlflow(cli_settings):
     probe = (
         "import sys\n"
-        "from cli.main import main\n"
+        "from regpilot.cli.main import main\n"
         "for args in (['--help'], ['policy', 'check'], ['register-model', '--help']):\n"
         "    try:\n"
         "        main(args, standalone_mode=False)\n"

@@ -19,11 +19,11 @@ import pytest
 import redis as redis_lib
 from click.testing import CliRunner
 
-from cli.main import main
-from cli.stack import LocalStack, Secrets, free_port
 from config.settings import Settings, settings_environment
 from handlers import create_app
-from stores.redis_store import RedisStore
+from regpilot.cli.main import main
+from regpilot.cli.stack import LocalStack, Secrets, free_port
+from regpilot.stores.redis_store import RedisStore
 from tests.conftest import FIXTURES, WorkerProcess
 from tests.support import FAILING, PASSING, derive, run_webhook, train_run, wait_until
 

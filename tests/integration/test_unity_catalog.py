@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
 from config.policy import parse_policy
 from config.settings import Settings, settings_environment
-from core.registry_port import RegistryError, Unsupported
-from registry import build_registry
-from registry.unity_catalog import UnityCatalogRegistry
+from regpilot.cli.main import main
+from regpilot.core.registry_port import RegistryError, Unsupported
+from regpilot.registry import build_registry
+from regpilot.registry.unity_catalog import UnityCatalogRegistry
+from regpilot.workflows.context import Context
+from regpilot.workflows.retention import enforce_retention
+from regpilot.workflows.run_completed import process_run_completed
+from regpilot.workflows.validation import NoModelName
 from tests.support import PASSING, derive, train_run
-from workflows.context import Context
-from workflows.retention import enforce_retention
-from workflows.run_completed import process_run_completed
-from workflows.validation import NoModelName
 
 pytestmark = pytest.mark.integration
 

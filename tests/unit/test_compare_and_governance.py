@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli.governance_cmds import describe
-from cli.registry_cmds import parse_tags
-from core.compare import Change, compare_metrics, directions_of
-from core.gate import ChampionRule, Direction, GateRules, Threshold
-from core.naming import alias_problem
-from core.tags import LAST_DECISION, MAX_TAG_VALUE, decision_record, is_safe_tag_key
+from regpilot.cli.governance_cmds import describe
+from regpilot.cli.registry_cmds import parse_tags
+from regpilot.core.compare import Change, compare_metrics, directions_of
+from regpilot.core.gate import ChampionRule, Direction, GateRules, Threshold
+from regpilot.core.naming import alias_problem
+from regpilot.core.tags import LAST_DECISION, MAX_TAG_VALUE, decision_record, is_safe_tag_key
 
 # --- compare ---------------------------------------------------------------------------------
 

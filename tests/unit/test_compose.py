@@ -114,7 +114,7 @@ def test_the_image_installs_the_postgres_driver_mlflow_needs():
 
 
 def test_every_regpilot_command_exists_in_the_cli_with_valid_options():
-    from cli.main import main
+    from regpilot.cli.main import main
 
     used = [name for name in SERVICES if _command(name)[0] == "regpilot"]
     assert set(used) >= {"worker", "beat", "webhook-install"}
@@ -229,7 +229,8 @@ def test_the_long_running_parts_have_healthchecks():
 def test_the_dockerfile_copies_every_package_and_runs_unprivileged():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     copied = set(re.findall(r"^COPY (\w+)/ \1/$", DOCKERFILE, re.M))
-    assert copied == set(project["tool"]["setuptools"]["packages"])
+    roots = {p.split(".")[0] for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert copied == roots == {"regpilot", "handlers", "tasks", "config"}
     assert re.search(r"^FROM python:3\.11", DOCKERFILE, re.M)
     user = re.findall(r"^USER (\S+)", DOCKERFILE, re.M)
     assert user and user[-1] != "root"
@@ -245,7 +246,9 @@ def test_mounted_files_exist_in_the_repository():
                 assert source in COMPOSE["volumes"], f"{name}: volume {source} is not declared"
 
 
-@pytest.mark.parametrize("template", sorted((ROOT / "handlers" / "templates").rglob("*.html")))
+@pytest.mark.parametrize(
+    "template", sorted((ROOT / "handlers" / "ops" / "templates").rglob("*.html"))
+)
 def test_templates_ship_in_the_package(template):
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     patterns = data["package-data"]["handlers"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from config.settings import Settings
-from core.databricks import (
+from handlers.webhooks.databricks import body_identity, configuration_problems
+from regpilot.core.databricks import (
     INFORMATIONAL_EVENTS,
     REGISTRY_EVENTS,
     JobRunPhase,
@@ -21,9 +22,8 @@ from core.databricks import (
     requested_stage,
     transition_comment,
 )
-from core.events import PayloadError
-from core.gate import Check, Verdict
-from handlers.databricks import body_identity, configuration_problems
+from regpilot.core.events import PayloadError
+from regpilot.core.gate import Check, Verdict
 
 # --- job notifications ---------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.gate import (
+from regpilot.core.gate import (
     Candidate,
     ChampionRule,
     Direction,

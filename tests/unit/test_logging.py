@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from observability.logging import bind, current_context, log_context, make_handler, unbind
+from regpilot.observability.logging import bind, current_context, log_context, make_handler, unbind
 
 
 @pytest.fixture()

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from core.naming import InvalidModelName, resolve_name
-from core.signatures import (
+from regpilot.core.naming import InvalidModelName, resolve_name
+from regpilot.core.signatures import (
     SignatureError,
     sign_databricks,
     sign_mlflow,
@@ -20,7 +20,7 @@ from core.signatures import (
     verify_mlflow,
     verify_standard,
 )
-from core.tags import fit_json, is_safe_tag_key
+from regpilot.core.tags import fit_json, is_safe_tag_key
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_oss_names_pass_through_but_not_slashes():
 
 
 def test_tag_keys_we_write_are_uc_safe():
-    from core import tags
+    from regpilot.core import tags
 
     for key in (
         "VALIDATION_STATUS",

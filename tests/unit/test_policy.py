@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from config.policy import PolicyError, load_policy, parse_policy
-from core.gate import Direction
+from regpilot.core.gate import Direction
 
 SHIPPED = Path(__file__).parents[2] / "config" / "policy.yaml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.retention import PruneAction, RetentionRules, VersionState, plan_retention
+from regpilot.core.retention import PruneAction, RetentionRules, VersionState, plan_retention
 
 
 def _versions(n: int, **extra: VersionState) -> list[VersionState]:

@@ -1,0 +1,56 @@
+"""`POST /webhooks/mlflow`: MLflow's own model-registry webhooks (X-MLflow-* signed)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from flask.typing import ResponseReturnValue
+
+from handlers.errors import Reject
+from handlers.services import services
+from handlers.webhooks.intake import (
+    enqueue,
+    ignored,
+    parse_json_object,
+    read_body,
+    verify_delivery,
+)
+from regpilot.core.events import MlflowEnvelope, ModelVersionCreated, PayloadError, parse_model
+from regpilot.core.signatures import MLFLOW_DELIVERY_ID, verify_mlflow
+from regpilot.core.tags import REGISTERED_BY, REGISTERED_BY_US
+from regpilot.queue import names
+
+blueprint = Blueprint("mlflow", __name__)
+SOURCE = "mlflow"
+
+
+@blueprint.post("/webhooks/mlflow")
+def registry_event() -> ResponseReturnValue:
+    """Verify, parse, dedupe and queue an MLflow registry event."""
+    ctx = services()
+    body = read_body(request, ctx.settings.max_body_bytes)
+    delivery_id = verify_delivery(
+        SOURCE,
+        ctx.settings.mlflow_webhook_secrets,
+        verify_mlflow,
+        MLFLOW_DELIVERY_ID,
+        request,
+        body,
+    )
+    data = parse_json_object(request, body)
+    try:
+        envelope: MlflowEnvelope = parse_model(MlflowEnvelope, data)
+    except PayloadError as exc:
+        raise Reject(400, f"invalid MLflow webhook envelope: {exc.reason}") from exc
+    summary = {"event": envelope.event}
+    if envelope.event != "model_version.created":
+        return ignored(SOURCE, delivery_id, f"event {envelope.event} needs no action", summary)
+    try:
+        created: ModelVersionCreated = parse_model(ModelVersionCreated, envelope.data)
+    except PayloadError as exc:
+        raise Reject(400, f"invalid model_version.created data: {exc.reason}") from exc
+    summary.update(model=created.name, version=created.version, run_id=created.run_id)
+    if created.tags.get(REGISTERED_BY) == REGISTERED_BY_US:
+        return ignored(SOURCE, delivery_id, "version registered by regpilot", summary)
+    return enqueue(
+        SOURCE, delivery_id, names.MODEL_VERSION_CREATED, [created.name, created.version], summary
+    )

@@ -1,0 +1,212 @@
+"""`regpilot retention`, `validate` and `history`: the plan, the gate alone, the record."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from regpilot.cli.common import emit_json, friendly_errors
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _plan_dict(plan: Any) -> dict[str, Any]:
+    def entries(items: Any) -> list[dict[str, Any]]:
+        return [{"version": e.version, "reason": e.reason} for e in items]
+
+    return {
+        "action": plan.action.value,
+        "kept": entries(plan.kept),
+        "protected": entries(plan.protected),
+        "prune": entries(plan.prune),
+        "already_archived": entries(plan.already_archived),
+    }
+
+
+def _print_plan(name: str, plan: Any, dry_run: bool) -> None:
+    from regpilot.cli.output import table
+
+    verb = {"archive": "archive", "delete": "delete"}[plan.action.value]
+    rows = (
+        [(e.version, "keep", e.reason) for e in plan.kept]
+        + [(e.version, "protected", e.reason) for e in plan.protected]
+        + [(e.version, verb, e.reason) for e in plan.prune]
+        + [(e.version, "leave", e.reason) for e in plan.already_archived]
+    )
+    click.echo(f"retention plan for {name}{' (dry run)' if dry_run else ''}:")
+    if not rows:
+        click.echo("  the model has no versions")
+        return
+    table(("version", "plan", "why"), sorted(rows, key=lambda r: -int(r[0])), indent=2)
+    click.echo(
+        f"  {len(plan.kept)} kept, {len(plan.protected)} protected, "
+        f"{len(plan.prune)} to {verb}, {len(plan.already_archived)} left as they are"
+    )
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--keep", type=click.IntRange(min=1), default=None, help="Override the policy's keep."
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@JSON_OPTION
+@friendly_errors
+def retention(name: str, keep: int | None, dry_run: bool, as_json: bool) -> None:
+    """Plan a retention pass, print it, then apply it (unless --dry-run).
+
+    The newest versions are kept; versions with an alias, a protected stage, the
+    retention_hold tag, or that `rollback` would restore are never touched.
+    """
+    from regpilot.cli.output import progress
+    from regpilot.cli.registry_session import open_model
+    from regpilot.workflows.governance import require_model
+    from regpilot.workflows.retention import apply_plan, plan_for
+
+    ctx, full = open_model(name, "retention", writes=not dry_run)
+    with ctx.lock(full):
+        require_model(ctx, full)
+        plan, _pages = plan_for(ctx, full, keep)
+        if not as_json:
+            _print_plan(full, plan, dry_run)
+        applied: tuple[int, ...] = ()
+        if not dry_run and plan.prune:
+            applied = apply_plan(ctx, full, plan, progress(f"{plan.action.value}"))
+    if as_json:
+        emit_json({"name": full, "dry_run": dry_run, **_plan_dict(plan), "applied": applied})
+    elif dry_run:
+        click.echo("dry run: nothing was changed")
+    elif applied:
+        done = "archived" if plan.action.value == "archive" else "deleted"
+        click.echo(f"{done} {len(applied)} version(s): {', '.join(map(str, applied))}")
+    else:
+        click.echo("nothing to do")
+
+
+@click.command()
+@click.option("--run-id", required=True, help="Run whose logged model(s) to judge.")
+@click.option("--model-name", default=None, help="Registered model whose policy applies.")
+@JSON_OPTION
+@friendly_errors
+def validate(run_id: str, model_name: str | None, as_json: bool) -> None:
+    """Run the gate alone on a run's model: a dry run that changes nothing.
+
+    Exits 1 when the gate fails, so a CI step can use it.
+    """
+    from regpilot.cli.output import verdict_table
+    from regpilot.cli.registry_session import read_only_context
+    from regpilot.core.registry_port import LoggedModel
+    from regpilot.workflows.validation import NoLoggedModel, judge, targets_for
+
+    ctx = read_only_context()
+    name = ctx.full_name(model_name) if model_name is not None else None
+    run = ctx.registry.get_run(run_id)
+    if not run.finished:
+        click.echo(f"warning: run {run_id} is {run.status}: its metrics may change", err=True)
+    targets: list[tuple[str, LoggedModel | None]]
+    try:
+        targets = [(t.name, t.model) for t in targets_for(ctx, run, name)]
+    except NoLoggedModel:
+        if name is None:
+            raise
+        targets = [(name, None)]  # the run's metrics alone can still be judged
+    results = []
+    for target_name, model in targets:
+        verdict = judge(ctx, target_name, run, model)
+        results.append(
+            {
+                "model_name": target_name,
+                "model_uri": model.uri if model is not None else None,
+                "run_id": run_id,
+                **verdict.as_dict(),
+            }
+        )
+    failed = [r["model_name"] for r in results if r["status"] != "PASSED"]
+    if as_json:
+        emit_json({"run_id": run_id, "passed": not failed, "results": results})
+    else:
+        for result in results:
+            where = result["model_uri"] or "no logged model: run metrics only"
+            click.echo(f"{result['model_name']} ({where}): {result['status']}")
+            verdict_table(result["checks"])
+    if failed:
+        raise click.ClickException(f"the gate FAILED for {', '.join(failed)} (nothing changed)")
+
+
+def _by(trigger: dict[str, Any]) -> str:
+    parts = [trigger.get("source", "?")]
+    if trigger.get("actor"):
+        parts.append(str(trigger["actor"]))
+    if trigger.get("delivery_id"):
+        parts.append(str(trigger["delivery_id"]))
+    return ":".join(parts)
+
+
+_SHOWN_ELSEWHERE = {"at", "model", "kind", "trigger", "version", "verdict", "checks"}
+
+
+def describe(entry: dict[str, Any]) -> str:
+    """Return the inputs of a decision record as one line (failed checks spelled out)."""
+    parts = [
+        f"{key}={value}"
+        for key, value in entry.items()
+        if key not in _SHOWN_ELSEWHERE and value is not None
+    ]
+    checks = entry.get("checks") or []
+    failed = [c for c in checks if c.get("result") == "FAILED"]
+    if checks:
+        parts.append(f"checks={len(checks)}")
+    for check in failed:
+        parts.append(f"{check['name']}={check['actual']} (expected {check['expected']})")
+    return " ".join(parts)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@JSON_OPTION
+@friendly_errors
+def history(name: str, limit: int, as_json: bool) -> None:
+    """Show a model's decisions, newest first: what, who or what triggered it, inputs, verdict."""
+    from regpilot.cli.common import settings
+    from regpilot.cli.output import table
+    from regpilot.cli.registry_session import require_store
+    from regpilot.core.naming import resolve_name
+
+    config = settings()
+    # The history lives in Redis alone: resolve the name without building a registry client
+    # (and importing mlflow) just to spell it.
+    full = resolve_name(
+        name,
+        unity_catalog=config.uses_unity_catalog,
+        catalog=config.uc_catalog,
+        schema=config.uc_schema,
+    )
+    entries = require_store(config, "history").decisions(full, limit)
+    if as_json:
+        emit_json({"name": full, "decisions": entries})
+        return
+    if not entries:
+        click.echo(f"no decisions recorded for {full}")
+        return
+    table(
+        ("when (UTC)", "decision", "by", "version", "verdict", "inputs"),
+        [
+            (
+                dt.datetime.fromtimestamp(float(e.get("at", 0)), tz=dt.UTC).strftime(
+                    "%Y-%m-%d %H:%M:%S"
+                ),
+                e.get("kind", "?"),
+                _by(e.get("trigger") or {}),
+                e.get("version"),
+                e.get("verdict"),
+                describe(e),
+            )
+            for e in entries
+        ],
+    )
+
+
+COMMANDS: tuple[Any, ...] = (retention, validate, history)

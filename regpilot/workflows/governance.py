@@ -1,0 +1,158 @@
+"""What the registry commands read and decide besides the core loop: details, compare, stages,
+backtest. Shared by the CLI; the gate and the alias moves are the core loop's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from regpilot.core.compare import MetricDelta, compare_metrics, directions_of
+from regpilot.core.gate import Verdict, evaluate
+from regpilot.core.registry_port import ModelVersion, NotFound, RegisteredModel, Unsupported
+from regpilot.core.tags import VALIDATION_STATUS
+from regpilot.workflows.context import Context
+from regpilot.workflows.refusals import Refused
+from regpilot.workflows.validation import candidate_for, champion_metrics, subject_of_version
+
+STAGES = ("None", "Staging", "Production", "Archived")
+
+
+def require_model(ctx: Context, name: str) -> RegisteredModel:
+    """Return the registered model, or raise NotFound naming it."""
+    try:
+        return ctx.registry.get_registered_model(name)
+    except NotFound as exc:
+        raise NotFound(f"registered model {name!r} not found") from exc
+
+
+def require_version(ctx: Context, name: str, version: int) -> ModelVersion:
+    """Return one version of a model that exists, or raise NotFound naming what is missing."""
+    registered = require_model(ctx, name)
+    try:
+        found = ctx.registry.get_version(name, version)
+    except NotFound as exc:
+        raise NotFound(f"model {name!r} has no version {version}") from exc
+    return _with_aliases(found, registered)
+
+
+def latest_version(ctx: Context, name: str) -> ModelVersion:
+    """Return the model's latest version: the highest version number, whatever its stage."""
+    registered = require_model(ctx, name)
+    newest = max((v.version for v in ctx.registry.iter_versions(name)), default=None)
+    if newest is None:
+        raise Refused(f"model {name!r} has no versions")
+    return _with_aliases(ctx.registry.get_version(name, newest), registered)
+
+
+def _with_aliases(version: ModelVersion, registered: RegisteredModel) -> ModelVersion:
+    # Unity Catalog may leave a version's own alias list empty; the model's alias map is whole.
+    mapped = {alias for alias, number in registered.aliases.items() if number == version.version}
+    aliases = tuple(sorted(mapped | set(version.aliases)))
+    return dataclasses.replace(version, aliases=aliases)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two versions of one model side by side."""
+
+    name: str
+    old: ModelVersion
+    new: ModelVersion
+    metrics: tuple[MetricDelta, ...]
+
+
+def metrics_of(ctx: Context, version: ModelVersion) -> dict[str, float]:
+    """Return the metrics the gate sees for a version: its run's, overridden by its model's."""
+    run, model = subject_of_version(ctx, version)
+    return dict(candidate_for(run, model).metrics)
+
+
+def compare_versions(ctx: Context, name: str, old: int, new: int) -> Comparison:
+    """Compare every metric of two versions, direction-aware where the policy says."""
+    before = require_version(ctx, name, old)
+    after = require_version(ctx, name, new)
+    directions = directions_of(ctx.policy.for_model(name).gate_rules())
+    rows = compare_metrics(metrics_of(ctx, before), metrics_of(ctx, after), directions)
+    return Comparison(name, before, after, rows)
+
+
+def transition(
+    ctx: Context, name: str, version: int, stage: str, *, archive_existing: bool
+) -> tuple[ModelVersion, ModelVersion]:
+    """Move a version to a legacy stage; return (before, after). Hold the model's lock.
+
+    Unity Catalog has no stages: that is refused before any registry call.
+    """
+    if not ctx.registry.supports_stages:
+        raise Unsupported(
+            "this registry (Unity Catalog) has no stages: use aliases instead, e.g. "
+            f"`regpilot alias set {name} champion {version}`"
+        )
+    before = require_version(ctx, name, version)
+    after = ctx.registry.transition_stage(name, version, stage, archive_existing)
+    ctx.registry.set_version_tags(
+        name,
+        version,
+        ctx.decision_tags(
+            "stage", stage=stage, previous=before.stage, archive_existing=archive_existing
+        ),
+    )
+    ctx.record(
+        name,
+        "stage",
+        version=version,
+        stage=stage,
+        previous=before.stage,
+        archive_existing=archive_existing,
+    )
+    return before, after
+
+
+@dataclass(frozen=True)
+class BacktestRow:
+    """What the current policy says of one existing version."""
+
+    version: int
+    aliases: tuple[str, ...]
+    recorded: str | None  # the validation_status the version carries, if any
+    verdict: Verdict
+    note: str = ""
+
+
+def backtest(
+    ctx: Context, name: str, progress: Callable[[int, int], None] | None = None
+) -> list[BacktestRow]:
+    """Judge every version of a model under the current policy, newest first; change nothing.
+
+    The champion comparison is made against today's champion; the champion itself is not
+    compared with itself.
+    """
+    registered = require_model(ctx, name)
+    rules = ctx.policy.for_model(name).gate_rules()
+    champ, champ_version = (None, None)
+    if rules.champion is not None:
+        champ, champ_version = champion_metrics(ctx, name)
+    versions = sorted(ctx.registry.iter_versions(name), key=lambda v: v.version, reverse=True)
+    rows = []
+    for index, listed in enumerate(versions, start=1):
+        version = _with_aliases(listed, registered)
+        run, model = subject_of_version(ctx, version)
+        own_rules, note = rules, ""
+        if rules.champion is not None and str(version.version) == champ_version:
+            own_rules, note = dataclasses.replace(rules, champion=None), "the champion itself"
+        verdict = evaluate(
+            candidate_for(run, model),
+            own_rules,
+            champion_metrics=champ,
+            champion_version=champ_version,
+        )
+        rows.append(
+            BacktestRow(
+                version.version, version.aliases, version.tags.get(VALIDATION_STATUS), verdict, note
+            )
+        )
+        if progress is not None:
+            progress(index, len(versions))
+    return rows

@@ -98,9 +98,10 @@ def _conditions(report: Report) -> str:
   prefix of the run's own, deleted at the end; the Celery broker is the same Redis.
 - MLflow: `python -m mlflow server --backend-store-uri sqlite:///… --artifacts-destination …
   --host 127.0.0.1 --port … --workers 1` with `MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`
-  (regpilot/cli/stack.py `LocalStack.start_mlflow`, the setup `regpilot up` uses; see the last section).
-- regpilot's worker: `python -m regpilot.cli.main worker -c 2` (Celery prefork, 2 processes), default
-  policy (config/policy.yaml: keep 10, archive)."""
+  (regpilot/cli/stack.py `LocalStack.start_mlflow`, the setup `regpilot up` uses; see the last
+  section).
+- regpilot's worker: `python -m regpilot.cli.main worker -c 2` (Celery prefork, 2 processes),
+  default policy (config/policy.yaml: keep 10, archive)."""
 
 
 def _queue_check(results: ReceiverResults, variant: str) -> str:
@@ -203,8 +204,9 @@ loader is Python and shares the 2 cores with the server; its own lateness is in 
 ### What bounds the receiver
 
 regpilot's hot path is one Redis round trip: a Lua script claims the delivery id, writes the
-history record and LPUSHes the Celery task message onto the queue list (regpilot/queue/broker_message.py,
-regpilot/stores/redis_store.py `claim_and_enqueue`), byte for byte what kombu's Redis transport writes for
+history record and LPUSHes the Celery task message onto the queue list
+(regpilot/queue/broker_message.py, regpilot/stores/redis_store.py `claim_and_enqueue`), byte for
+byte what kombu's Redis transport writes for
 `send_task`, so the worker consumes it unchanged. Before that change the request paid the claim
 script *and* `send_task` (about 0.5 ms of CPU: routing, message building, a new kombu client per
 publish, a second round trip) and regpilot ran below the naive receiver. Profiles of the receiver

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -10,7 +11,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from regpilot.core.signatures import decode_standard_secret
+
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.yaml")
+OPS_TOKEN_MIN_LENGTH = 32
 
 
 def _split_secrets(raw: SecretStr | None) -> list[str]:
@@ -116,7 +120,30 @@ class Settings(BaseSettings):
     )
     ops_cookie_secure: bool = Field(
         default=False,
-        description="Send the ops page's session cookie over HTTPS only; turn on behind TLS.",
+        description="Send the ops page's session cookie over HTTPS only; turn on behind TLS. "
+        "Also on for any request that arrived over HTTPS (X-Forwarded-Proto with "
+        "REGPILOT_TRUST_PROXY).",
+    )
+    ops_session_seconds: int = Field(
+        default=8 * 3600,
+        ge=60,
+        description="Lifetime of an ops page login; the session lives in Redis and logout ends it.",
+    )
+    ops_login_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Wrong ops tokens (login form or bearer) one client may offer per window "
+        "before it gets 429.",
+    )
+    ops_login_window_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="Window, in seconds, over which wrong ops tokens are counted per client.",
+    )
+    trust_proxy: bool = Field(
+        default=False,
+        description="Trust one reverse proxy's X-Forwarded-For/-Proto/-Host (client address, "
+        "HTTPS, origin check). Only when a proxy that sets them is the sole way in.",
     )
     worker_metrics_port: int | None = Field(
         default=None,
@@ -197,6 +224,32 @@ class Settings(BaseSettings):
         description="Where `regpilot up`/`demo` keep the local MLflow database and keys.",
     )
 
+    def secret_problems(self, fields: Iterable[str] | None = None) -> list[str]:
+        """Return why configured secrets are unusable, naming variable and entry, never values.
+
+        Each entry of a rotation list is checked on its own: one bad entry would otherwise turn
+        every delivery into a 500 (the verifier decodes all of them), good entries included.
+        An entirely empty variable counts as unset. `fields` limits the check to what a process
+        uses (the worker only calls Databricks).
+        """
+        wanted = set(SECRET_CHECKS) if fields is None else set(fields)
+        problems: list[str] = []
+        for name, (check, is_list) in SECRET_CHECKS.items():
+            value = getattr(self, name)
+            if name not in wanted or value is None:
+                continue
+            raw = value.get_secret_value()
+            if not raw.strip():
+                continue
+            entries = raw.split(",") if is_list else [raw]
+            for position, entry in enumerate(entries, start=1):
+                problem = check(entry.strip() if is_list else entry)
+                if problem is None:
+                    continue
+                where = f" entry {position} of {len(entries)}" if is_list else ""
+                problems.append(f"{env_name(name)}{where}: {problem}")
+        return problems
+
     @field_validator("key_prefix")
     @classmethod
     def _prefix_ends_with_colon(cls, value: str) -> str:
@@ -231,6 +284,62 @@ class Settings(BaseSettings):
     def uses_unity_catalog(self) -> bool:
         """Tell whether the registry is Databricks Unity Catalog."""
         return (self.mlflow_registry_uri or "").startswith("databricks-uc")
+
+
+def _raw_secret_problem(entry: str) -> str | None:
+    # Used as an HMAC key in UTF-8: it must not be empty and must encode.
+    if not entry:
+        return "is empty (a stray comma?)"
+    try:
+        entry.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    return None
+
+
+def _standard_secret_problem(entry: str) -> str | None:
+    if not entry:
+        return "is empty (a stray comma?)"
+    try:
+        decode_standard_secret(entry)
+    except ValueError as exc:
+        return f"{exc}; expected whsec_ followed by standard base64 (Standard Webhooks)"
+    return None
+
+
+def _header_token_problem(entry: str) -> str | None:
+    # Travels in an Authorization header: visible ASCII only.
+    if not entry:
+        return "is empty (a stray comma?)"
+    if not all("!" <= char <= "~" for char in entry):
+        return "holds spaces, control or non-ASCII characters (it goes into an HTTP header)"
+    return None
+
+
+def _ops_token_problem(entry: str) -> str | None:
+    problem = _header_token_problem(entry)
+    if problem:
+        return problem
+    if len(entry) < OPS_TOKEN_MIN_LENGTH:
+        return (
+            f"is {len(entry)} characters; use at least {OPS_TOKEN_MIN_LENGTH} "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return None
+
+
+# Field -> (check of one entry, whether the variable is a comma-separated rotation list).
+SECRET_CHECKS: dict[str, tuple[Callable[[str], str | None], bool]] = {
+    "mlflow_webhook_secret": (_raw_secret_problem, True),
+    "run_webhook_secret": (_standard_secret_problem, True),
+    "databricks_webhook_secret": (_raw_secret_problem, True),
+    "databricks_jobs_token": (_header_token_problem, True),
+    "databricks_jobs_password": (_raw_secret_problem, False),
+    "databricks_token": (_header_token_problem, False),
+    "databricks_client_secret": (_header_token_problem, False),
+    "ops_token": (_ops_token_problem, False),
+}
+WORKER_SECRETS = ("databricks_token", "databricks_client_secret")
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -26,7 +26,14 @@ class ConfigurationError(Exception):
 
 
 def check_secrets(settings: Settings) -> None:
-    """Refuse to run with no webhook secret at all, unless insecure mode is asked for loudly."""
+    """Refuse to run with an unusable secret, or none at all unless insecure mode is asked for.
+
+    Every entry of every configured secret is decoded here, at start-up: a bad one found at the
+    first delivery would answer every sender 500 and make them retry forever.
+    """
+    problems = settings.secret_problems()
+    if problems:
+        raise ConfigurationError("refusing to start: " + "; ".join(problems))
     if settings.mlflow_webhook_secrets or settings.run_webhook_secrets:
         return
     if settings.databricks_enabled:

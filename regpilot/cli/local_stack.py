@@ -23,6 +23,24 @@ class RunningStack:
     env: dict[str, str]
 
 
+def _refuse_bad_secrets(secrets: Secrets, state_dir: Path) -> None:
+    """Stop before starting anything if the parts would refuse these secrets one by one."""
+    config = settings()
+    local = type(config)(
+        **{
+            **config.model_dump(),
+            "mlflow_webhook_secret": secrets.mlflow_webhook_secret,
+            "run_webhook_secret": secrets.run_webhook_secret,
+        }
+    )
+    problems = local.secret_problems()
+    if problems:
+        raise click.ClickException(
+            "refusing to start: " + "; ".join(problems) + f" (the webhook secrets of `regpilot up` "
+            f"are kept in {state_dir / 'secrets.json'}; delete it to make new ones)"
+        )
+
+
 def start_local(
     state_dir: Path, *, key_prefix: str, queue: str, port: int | None = None, with_beat: bool = True
 ) -> RunningStack:
@@ -30,6 +48,7 @@ def start_local(
     stack = LocalStack(state_dir)
     try:
         secrets = Secrets.load_or_create(stack.state_dir)
+        _refuse_bad_secrets(secrets, stack.state_dir)
         click.echo("starting MLflow server (sqlite, one worker)...", err=True)
         mlflow_url = stack.start_mlflow(secrets)
         redis_url = stack.start_redis()

@@ -70,9 +70,13 @@ def serve(host: str, port: int, workers: int, insecure_no_signature: bool) -> No
 def worker(concurrency: int, pool: str, hostname: str | None) -> None:
     """Run a Celery worker that processes regpilot's queue."""
     from config.policy import load_policy
+    from config.settings import WORKER_SECRETS
     from regpilot.observability.logging import setup_logging
 
     config = settings()
+    problems = config.secret_problems(WORKER_SECRETS)
+    if problems:  # before any task is taken: each would fail on the bad credential
+        raise click.ClickException("refusing to start: " + "; ".join(problems))
     setup_logging(config.log_format, config.log_level)
     load_policy(config.policy_file)  # an invalid policy stops the worker before it takes work
     if config.worker_metrics_port is not None:

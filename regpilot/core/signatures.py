@@ -102,14 +102,23 @@ STANDARD_SIGNATURE = "webhook-signature"
 
 
 def decode_standard_secret(secret: str) -> bytes:
-    """Return the HMAC key of a `whsec_<base64>` secret; raise ValueError if it is not one."""
+    """Return the HMAC key of a `whsec_<base64>` secret; raise ValueError if it is not one.
+
+    Strict: a character outside the base64 alphabet is an error, never silently skipped (a
+    skipped character gives a different key than the sender's, so nothing would verify).
+    """
     encoded = secret[len(STANDARD_PREFIX) :] if secret.startswith(STANDARD_PREFIX) else secret
+    encoded = encoded.rstrip("=")
+    if not encoded:
+        raise ValueError("nothing after the whsec_ prefix")
+    if len(encoded) % 4 == 1:
+        raise ValueError("not base64 after the whsec_ prefix (wrong length)")
     try:
-        key = base64.b64decode(encoded + "==", validate=False)
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ValueError("webhook secret is not base64 after the whsec_ prefix") from exc
+        raise ValueError("not base64 after the whsec_ prefix") from exc
     if not key:
-        raise ValueError("webhook secret is empty")
+        raise ValueError("decodes to an empty key")
     return key
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -44,14 +45,23 @@ def _environment(settings: Settings, **overrides: str) -> dict[str, str]:
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """Run a `regpilot` command that should refuse; stop its whole group if it does not."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "regpilot.cli.main", *args],
         env=env,
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"`regpilot {args[0]}` did not refuse to start: it ran for 90 s")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize(("secret", "position", "count"), BAD_RUN_SECRETS)
@@ -116,3 +126,24 @@ def test_every_good_entry_of_a_rotation_list_still_verifies(settings):
     for secret in (GOOD, older):
         body, headers = run_webhook(secret, uuid.uuid4().hex, f"rotation-{uuid.uuid4().hex[:6]}")
         assert http.post("/webhooks/runs", data=body, headers=headers).status_code == 202
+
+
+def test_regpilot_up_refuses_a_damaged_secrets_file_before_starting_anything(tmp_path):
+    import json
+
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "secrets.json").write_text(
+        json.dumps(
+            {
+                "mlflow_webhook_secret": "mlflow-secret-0123456789",
+                "run_webhook_secret": "whsec_!!!!",
+                "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            }
+        )
+    )
+    env = child_environment({"REGPILOT_STATE_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"})
+    result = _run(["up", "--port", str(free_port())], env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "REGPILOT_RUN_WEBHOOK_SECRET entry 1 of 1" in output and "secrets.json" in output
+    assert "whsec_!!!!" not in output and "starting MLflow" not in output

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.policy import load_policy
 from config.settings import Settings
@@ -74,6 +75,11 @@ def create_app(
     # An invalid policy stops the start, naming file and line.
     policy = load_policy(settings.policy_file)
     app = Flask("regpilot")
+    if settings.trust_proxy:
+        # One proxy in front: take the client address, scheme and host it saw, so the ops
+        # throttle counts clients (not the proxy), cookies get Secure over HTTPS and the
+        # same-origin check compares with the origin the browser used.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = Services(

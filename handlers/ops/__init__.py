@@ -1,40 +1,40 @@
-"""The ops room: the JSON API and the page under /ops/, behind the ops token."""
+"""The ops room: the JSON API and the page under /ops/, behind the ops token.
+
+Sessions are server-side (Redis, see handlers/ops/auth.py): the cookie carries a random id and
+no Flask-signed data, so no signing key is derived from the ops token any more.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from datetime import timedelta
-
-from flask import Flask
+from flask import Flask, Response, request
 
 from config.settings import Settings
-from handlers.ops import api, page
+from handlers.ops import api, auth, page
 
-SESSION_LIFETIME = timedelta(hours=8)
-
-
-def session_key(ops_token: str) -> bytes:
-    """Derive the session signing key from the ops token.
-
-    Every receiver process and replica derives the same key, so a login holds across them, and
-    changing the token signs everyone out.
-    """
-    return hmac.new(ops_token.encode(), b"regpilot ops page session v1", hashlib.sha256).digest()
+# Sent with every /ops/ answer, the page's and the API's. The page has no inline script or
+# style (its stylesheet is a static file), so 'self' is all it needs.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def install(app: Flask, settings: Settings) -> None:
-    """Register the ops API and page, with the session cookie the page's login sets."""
-    token = settings.ops_token.get_secret_value() if settings.ops_token else ""
-    if token:
-        app.secret_key = session_key(token)
-    app.config.update(
-        SESSION_COOKIE_NAME="regpilot_ops",
-        SESSION_COOKIE_PATH="/ops",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=settings.ops_cookie_secure,
-        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
-    )
+    """Register the ops API and page, their session store and their security headers."""
+    auth.install(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(page.blueprint)
+
+    @app.after_request
+    def _secure_ops_answers(response: Response) -> Response:
+        if request.path == auth.COOKIE_PATH or request.path.startswith(auth.COOKIE_PATH + "/"):
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response

@@ -1,4 +1,9 @@
-"""`/ops/` JSON API: event history, dead letters (list, show, retry, retry all, drop), decisions."""
+"""`/ops/` JSON API: event history, dead letters (list, show, retry, retry all, drop), decisions.
+
+Reads need the bearer token or a page session. Writes (POST, DELETE) need the bearer token, or
+a session plus its CSRF token (X-CSRF-Token header) from the page's own origin.
+Dead letter ids may hold any character, `/` included (a `path` converter; quote the rest).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,21 @@ from kombu.exceptions import KombuError, OperationalError
 from redis import RedisError
 
 from handlers.errors import Reject, json_response
-from handlers.ops.auth import require_ops
+from handlers.ops.auth import offered_csrf, require_caller, require_unforged
 from handlers.services import services
 from regpilot.queue.replay import UnknownDeadLetter, replay, replay_all
 
 blueprint = Blueprint("ops_api", __name__, url_prefix="/ops")
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 @blueprint.before_request
 def _authorise() -> None:
-    require_ops()
+    caller = require_caller()
+    if request.method not in SAFE_METHODS:
+        require_unforged(caller, offered_csrf())
 
 
 def _limit(default: int = 50) -> int:
@@ -39,7 +49,7 @@ def dead_letters() -> ResponseReturnValue:
     return json_response(200, dead_letters=services().store.dead_letters())
 
 
-@blueprint.get("/dead-letters/<letter_id>")
+@blueprint.get("/dead-letters/<path:letter_id>")
 def dead_letter(letter_id: str) -> ResponseReturnValue:
     """Return one dead letter with its payload, error and attempt count."""
     letter = services().store.dead_letter(letter_id)
@@ -48,7 +58,7 @@ def dead_letter(letter_id: str) -> ResponseReturnValue:
     return json_response(200, dead_letter=letter)
 
 
-@blueprint.post("/dead-letters/<letter_id>/retry")
+@blueprint.post("/dead-letters/<path:letter_id>/retry")
 def retry_one(letter_id: str) -> ResponseReturnValue:
     """Queue a dead letter again; it leaves the store when the retry succeeds."""
     ctx = services()
@@ -72,7 +82,7 @@ def retry_every() -> ResponseReturnValue:
     return json_response(202, requeued=results)
 
 
-@blueprint.delete("/dead-letters/<letter_id>")
+@blueprint.delete("/dead-letters/<path:letter_id>")
 def drop(letter_id: str) -> ResponseReturnValue:
     """Drop a dead letter without replaying it."""
     if not services().store.drop_dead_letter(letter_id):

@@ -1,35 +1,53 @@
-"""`GET /ops/`: the server-rendered ops page, its login form and its Retry button.
+"""`GET /ops/`: the server-rendered ops page, its login form and its Retry and Drop buttons.
 
-Access: the ops bearer token in an Authorization header, or a session cookie the login form sets
-after checking the same token. Forms posted with a session carry a CSRF token; the cookie is
-SameSite=Strict and scoped to /ops.
+Access: the ops bearer token in an Authorization header, or a server-side session the login form
+starts after checking the same token (handlers/ops/auth.py). Every form posted with a session
+carries the session's CSRF token and must come from this page's origin. A dead letter's id
+travels in the form body, so any character works (`/`, `%`, spaces, unicode).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from kombu.exceptions import KombuError, OperationalError
 from redis import RedisError
 
 from handlers.errors import Reject
-from handlers.ops.auth import SESSION_FLAG, ops_token, token_matches
+from handlers.ops.auth import (
+    COOKIE,
+    COOKIE_PATH,
+    Caller,
+    TokenCheck,
+    access,
+    check_token,
+    client_id,
+    cookie_secure,
+    current_caller,
+    form_field,
+    offered_csrf,
+    require_enabled,
+    require_unforged,
+)
 from handlers.services import services
 from regpilot.queue.replay import UnknownDeadLetter, replay
 from regpilot.registry.mlflow_http import MlflowUnavailable, is_http, registered_aliases
 
 log = logging.getLogger("regpilot.ops")
-blueprint = Blueprint("ops_page", __name__, template_folder="templates")
+blueprint = Blueprint(
+    "ops_page",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/ops/static",
+)
 
-CSRF_KEY = "regpilot_csrf"
 EVENTS_SHOWN = 50
 DEAD_LETTERS_SHOWN = 200
 MODELS_SHOWN = 25
@@ -38,81 +56,119 @@ MLFLOW_CALL_TIMEOUT = 2.0
 MLFLOW_PAGE_BUDGET = 5.0  # seconds of MLflow reads one page render may spend, in all
 NOTICES = {
     "requeued": "Retry of {letter} queued. It leaves this list when the task succeeds.",
+    "dropped": "Dead letter {letter} dropped.",
     "unknown": "No dead letter {letter} (it may have succeeded already).",
     "unavailable": "The queue is unavailable; nothing was retried. Try again shortly.",
 }
+GOOD_NOTICES = ("requeued", "dropped")
 
 
-def _bearer_ok() -> bool:
-    header = request.headers.get("Authorization", "")
-    return header.startswith("Bearer ") and token_matches(header[len("Bearer ") :].strip())
+def _state_changing_caller() -> Caller:
+    """Return the caller of a page form: authorised, with its CSRF token, from this origin."""
+    caller = current_caller()
+    if caller is None:
+        raise Reject(401, "log in first")
+    require_unforged(caller, offered_csrf())
+    return caller
 
 
-def _authorised() -> bool:
-    """Return whether the caller may see the page; 404 when the ops token is unset."""
-    if ops_token() is None:
-        raise Reject(404, "ops API disabled: set REGPILOT_OPS_TOKEN to turn it on")
-    return _bearer_ok() or session.get(SESSION_FLAG) is True
+def _letter_field(letter_id: str | None) -> str:
+    if letter_id is not None:
+        return letter_id
+    letter = form_field("letter")
+    if not letter:
+        raise Reject(400, "missing form field 'letter' (the dead letter's id)")
+    return letter
 
 
-def _check_csrf() -> None:
-    if _bearer_ok():
-        return  # a header a browser never adds on its own: no cross-site forgery possible
-    expected = session.get(CSRF_KEY)
-    offered = request.form.get("csrf", "")
-    if not isinstance(expected, str) or not hmac.compare_digest(expected, offered):
-        raise Reject(403, "missing or stale form token: reload the ops page")
+def _back_to_page(notice: str, letter: str) -> ResponseReturnValue:
+    query = urlencode({"notice": notice, "letter": letter})
+    return redirect(f"{url_for('ops_page.page')}?{query}#dead-letters", 303)
 
 
 @blueprint.get("/ops/login")
 def login_form() -> ResponseReturnValue:
     """Show the login form."""
-    if ops_token() is None:
-        raise Reject(404, "ops API disabled: set REGPILOT_OPS_TOKEN to turn it on")
+    require_enabled()
     return render_template("ops/login.html", error=None)
 
 
 @blueprint.post("/ops/login")
 def login() -> ResponseReturnValue:
-    """Check the offered ops token and start a session."""
-    if ops_token() is None:
-        raise Reject(404, "ops API disabled: set REGPILOT_OPS_TOKEN to turn it on")
-    if not token_matches(request.form.get("token", "")):
-        log.warning("ops.login_failed", extra={"reason": "wrong token"})
+    """Check the offered ops token and start a session (wrong tokens are counted per client)."""
+    require_enabled()
+    offered = form_field("token")
+    if offered is None:
+        raise Reject(400, "missing form field 'token'")
+    outcome = check_token(offered, "login")
+    if outcome is TokenCheck.THROTTLED:
+        wait = access().throttle.retry_after(client_id()) or 1
+        error = f"Too many wrong tokens from your address. Try again in {wait} s."
+        return render_template("ops/login.html", error=error), 429, {"Retry-After": str(wait)}
+    if outcome is TokenCheck.WRONG:
         return render_template("ops/login.html", error="That is not the ops token."), 401
-    session.clear()
-    session.permanent = True
-    session[SESSION_FLAG] = True
-    session[CSRF_KEY] = secrets.token_urlsafe(32)
-    log.info("ops.login")
-    return redirect(url_for("ops_page.page"), 303)
+    old = request.cookies.get(COOKIE)
+    if old:
+        access().sessions.revoke(old)  # a fresh id at every login: no session fixation
+    session = access().sessions.start(time.time())
+    log.info("ops.login", extra={"client": client_id()})
+    response = redirect(url_for("ops_page.page"), 303)
+    response.set_cookie(
+        COOKIE,
+        session.session_id,
+        max_age=services().settings.ops_session_seconds,
+        path=COOKIE_PATH,
+        secure=cookie_secure(),
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
 
 
 @blueprint.post("/ops/logout")
 def logout() -> ResponseReturnValue:
-    """End the session."""
-    _check_csrf()
-    session.clear()
-    return redirect(url_for("ops_page.login_form"), 303)
+    """End the session in Redis (a copied cookie stops working too) and clear the cookie."""
+    caller = _state_changing_caller()
+    if caller.session is not None:
+        access().sessions.revoke(caller.session.session_id)
+        log.info("ops.logout", extra={"client": client_id()})
+    response = redirect(url_for("ops_page.login_form"), 303)
+    response.delete_cookie(
+        COOKIE, path=COOKIE_PATH, secure=cookie_secure(), httponly=True, samesite="Strict"
+    )
+    return response
 
 
-@blueprint.post("/ops/retry/<letter_id>")
-def retry(letter_id: str) -> ResponseReturnValue:
-    """Queue a dead letter again, then show the page with the result."""
-    if not _authorised():
-        raise Reject(401, "log in first")
-    _check_csrf()
+@blueprint.post("/ops/retry")
+@blueprint.post("/ops/retry/<path:letter_id>")
+def retry(letter_id: str | None = None) -> ResponseReturnValue:
+    """Queue a dead letter again (id in the form's `letter` field), then show the page."""
+    _state_changing_caller()
+    letter = _letter_field(letter_id)
     ctx = services()
     try:
-        replay(ctx.store, ctx.celery, letter_id, ctx.settings.task_queue)
+        replay(ctx.store, ctx.celery, letter, ctx.settings.task_queue)
         notice = "requeued"
-        log.info("ops.dead_letter_retried", extra={"dead_letter_id": letter_id})
+        log.info("ops.dead_letter_retried", extra={"dead_letter_id": letter})
     except UnknownDeadLetter:
         notice = "unknown"
     except (OperationalError, KombuError, RedisError, OSError):
         notice = "unavailable"
-    query = urlencode({"notice": notice, "letter": letter_id})
-    return redirect(f"{url_for('ops_page.page')}?{query}#dead-letters", 303)
+    return _back_to_page(notice, letter)
+
+
+@blueprint.post("/ops/drop")
+def drop() -> ResponseReturnValue:
+    """Drop a dead letter without replaying it (id in the form's `letter` field)."""
+    _state_changing_caller()
+    letter = _letter_field(None)
+    try:
+        dropped = services().store.drop_dead_letter(letter)
+    except RedisError:
+        return _back_to_page("unavailable", letter)
+    if dropped:
+        log.info("ops.dead_letter_dropped", extra={"dead_letter_id": letter})
+    return _back_to_page("dropped" if dropped else "unknown", letter)
 
 
 @dataclass
@@ -128,7 +184,8 @@ class ModelRow:
 @blueprint.get("/ops/")
 def page() -> ResponseReturnValue:
     """Render events, dead letters and models."""
-    if not _authorised():
+    caller = current_caller()
+    if caller is None:
         return redirect(url_for("ops_page.login_form"), 303)
     ctx = ops = services()
     notice_code = request.args.get("notice", "")
@@ -146,9 +203,9 @@ def page() -> ResponseReturnValue:
         "ops/page.html",
         mlflow_up=mlflow_up,
         notice=notice,
-        notice_error=notice_code != "requeued",
-        csrf=session.get(CSRF_KEY, ""),
-        logged_in=session.get(SESSION_FLAG) is True,
+        notice_error=notice_code not in GOOD_NOTICES,
+        csrf=caller.session.csrf if caller.session else "",
+        logged_in=caller.session is not None,
         **view,
     )
     return body, 200 if view["redis_ok"] else 503

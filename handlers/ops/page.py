@@ -184,7 +184,12 @@ class ModelRow:
 @blueprint.get("/ops/")
 def page() -> ResponseReturnValue:
     """Render events, dead letters and models."""
-    caller = current_caller()
+    try:
+        caller = current_caller()
+    except Reject as exc:
+        if exc.status != 401:
+            raise
+        caller = None  # a wrong bearer token (counted already): the login form, as for no token
     if caller is None:
         return redirect(url_for("ops_page.login_form"), 303)
     ctx = ops = services()

@@ -450,3 +450,16 @@ def test_odd_ids_retry_and_drop_from_the_page_in_chromium(ops_settings, store, b
         assert violations == []
     finally:
         receiver.stop()
+
+
+def test_the_issues_non_ascii_csrf_and_slash_id_on_the_old_form_url(app, ops_settings, store):
+    http, csrf = _logged_in(app, ops_settings)
+    # Issue 11: a non-ASCII CSRF field gave a 500 here.
+    answer = http.post("/ops/retry/some-letter", data={"csrf": "ünïcode"}, headers=SAME_ORIGIN)
+    assert answer.status_code == 400 and "ASCII" in answer.json["reason"]
+    # Issue 11: an id with "/" gave a raw JSON 404 on the page's retry URL.
+    letter_id = f"runs/{uuid.uuid4().hex}"
+    _letter(store, letter_id)
+    retried = http.post(f"/ops/retry/{letter_id}", data={"csrf": csrf}, headers=SAME_ORIGIN)
+    assert retried.status_code == 303 and "notice=requeued" in retried.headers["Location"]
+    assert store.dead_letter(letter_id)["replays"] == 1

@@ -116,7 +116,9 @@ class Settings(BaseSettings):
         "worker; must exceed the longest task plus its retry backoff.",
     )
     ops_token: SecretStr | None = Field(
-        default=None, description="Bearer token of the /ops/ API; unset turns the ops API off."
+        default=None,
+        description="Bearer token of the /ops/ API and page login, at least 32 characters; "
+        "unset turns the ops API off.",
     )
     ops_cookie_secure: bool = Field(
         default=False,

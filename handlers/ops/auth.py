@@ -23,7 +23,12 @@ from flask.typing import ResponseReturnValue
 from handlers.errors import Reject
 from handlers.services import EXTENSION as SERVICES
 from handlers.services import Services, services
-from regpilot.stores.ops_access import OpsSession, OpsSessions, WrongTokenThrottle
+from regpilot.stores.ops_access import (
+    OpsSession,
+    OpsSessions,
+    WrongTokenThrottle,
+    token_fingerprint,
+)
 
 log = logging.getLogger("regpilot.ops")
 
@@ -103,6 +108,11 @@ def ops_token() -> str | None:
     return value or None
 
 
+def current_fingerprint() -> str:
+    """Return the fingerprint of the configured ops token that sessions are bound to."""
+    return token_fingerprint(ops_token() or "")
+
+
 def require_enabled() -> None:
     """Answer 404 when no ops token is configured."""
     if ops_token() is None:
@@ -148,7 +158,7 @@ def current_caller() -> Caller | None:
         return Caller(session=None)
     session_id = request.cookies.get(COOKIE, "")
     if session_id:
-        found = access().sessions.find(session_id, time.time())
+        found = access().sessions.find(session_id, time.time(), current_fingerprint())
         if found is not None:
             return Caller(session=found)
     return None

@@ -30,6 +30,7 @@ from handlers.ops.auth import (
     client_id,
     cookie_secure,
     current_caller,
+    current_fingerprint,
     form_field,
     offered_csrf,
     require_enabled,
@@ -110,7 +111,7 @@ def login() -> ResponseReturnValue:
     old = request.cookies.get(COOKIE)
     if old:
         access().sessions.revoke(old)  # a fresh id at every login: no session fixation
-    session = access().sessions.start(time.time())
+    session = access().sessions.start(time.time(), current_fingerprint())
     log.info("ops.login", extra={"client": client_id()})
     response = redirect(url_for("ops_page.page"), 303)
     response.set_cookie(

@@ -8,6 +8,7 @@ is derived from the ops token, so a leaked cookie gives nothing to guess the tok
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
@@ -40,18 +41,24 @@ class OpsSessions:
         digest = hashlib.sha256(session_id.encode("ascii")).hexdigest()
         return f"{self.prefix}ops-session:{digest}"
 
-    def start(self, now: float) -> OpsSession:
-        """Create a session valid for the configured lifetime and return it."""
+    def start(self, now: float, token_fingerprint: str) -> OpsSession:
+        """Create a session valid for the configured lifetime and return it.
+
+        `token_fingerprint` names the ops token the login checked: a session started under
+        another token is not found, so changing the token still signs everyone out.
+        """
         session = OpsSession(
             session_id=secrets.token_urlsafe(SESSION_ID_BYTES),
             csrf=secrets.token_urlsafe(32),
             expires_at=now + self.lifetime,
         )
-        record = json.dumps({"csrf": session.csrf, "expires_at": session.expires_at})
+        record = json.dumps(
+            {"csrf": session.csrf, "expires_at": session.expires_at, "token": token_fingerprint}
+        )
         self.client.set(self._key(session.session_id), record, ex=self.lifetime)
         return session
 
-    def find(self, session_id: str, now: float) -> OpsSession | None:
+    def find(self, session_id: str, now: float, token_fingerprint: str) -> OpsSession | None:
         """Return the live session a cookie names; None if unknown, revoked or expired."""
         if not session_id or len(session_id) > MAX_SESSION_ID_LENGTH or not session_id.isascii():
             return None
@@ -61,6 +68,8 @@ class OpsSessions:
         record = json.loads(raw)
         expires_at = float(record["expires_at"])
         if expires_at <= now:  # Redis expires the key too; this covers clock slack between them
+            return None
+        if not hmac.compare_digest(str(record.get("token", "")), token_fingerprint):
             return None
         return OpsSession(session_id, str(record["csrf"]), expires_at)
 
@@ -103,3 +112,8 @@ class WrongTokenThrottle:
         pipe.incr(key)
         _, count = pipe.execute()
         return int(count)
+
+
+def token_fingerprint(token: str) -> str:
+    """Return a value that tells ops tokens apart without revealing them (for session records)."""
+    return hmac.new(token.encode(), b"regpilot ops session token v2", hashlib.sha256).hexdigest()

@@ -463,3 +463,14 @@ def test_the_issues_non_ascii_csrf_and_slash_id_on_the_old_form_url(app, ops_set
     retried = http.post(f"/ops/retry/{letter_id}", data={"csrf": csrf}, headers=SAME_ORIGIN)
     assert retried.status_code == 303 and "notice=requeued" in retried.headers["Location"]
     assert store.dead_letter(letter_id)["replays"] == 1
+
+
+def test_changing_the_token_signs_everyone_out(app, ops_settings):
+    http, _ = _logged_in(app, ops_settings)
+    rotated = create_app(
+        derive(ops_settings, ops_token="new-" + uuid.uuid4().hex), configure_logging=False
+    )
+    copied = _client(rotated)
+    copied.set_cookie("regpilot_ops", _cookie(http), path="/ops")
+    assert copied.get("/ops/events").status_code == 401
+    assert http.get("/ops/events").status_code == 200  # the replica on the old token still knows it

@@ -129,13 +129,13 @@ def check_token(offered: str, via: str) -> TokenCheck:
     client = client_id()
     throttle = access().throttle
     if throttle.retry_after(client) is not None:
-        log.warning("ops.login_throttled", extra={"client": client, "via": via})
+        log.warning("ops.login_throttled", extra={"client": client, "source": via})
         return TokenCheck.THROTTLED
     token = ops_token()
     if token is not None and hmac.compare_digest(offered.encode(), token.encode()):
         return TokenCheck.RIGHT
     failures = throttle.record_failure(client)
-    log.warning("ops.login_failed", extra={"client": client, "via": via, "failures": failures})
+    log.warning("ops.login_failed", extra={"client": client, "source": via, "failures": failures})
     return TokenCheck.WRONG
 
 

@@ -30,6 +30,8 @@ CONTEXT_FIELDS = (
     "dead_letter_id",
     "error",
     "status",
+    "client",
+    "failures",
 )
 _SECRET_PATTERN = re.compile(r"(whsec_[A-Za-z0-9+/=]+|v1,[A-Za-z0-9+/=]{20,})")
 # What the current request or task is about; every log line made meanwhile carries it.

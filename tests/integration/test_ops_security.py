@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import logging
 import re
 import threading
@@ -25,6 +26,7 @@ from config.settings import Settings
 from handlers import create_app
 from handlers.app import ConfigurationError
 from regpilot.cli.stack import free_port
+from regpilot.observability.logging import JsonFormatter
 from regpilot.stores.redis_store import RedisStore
 from tests.conftest import ThreadedReceiver
 from tests.integration.test_ops_page import CHROMIUM, CHROMIUM_ARGS
@@ -221,6 +223,9 @@ def test_wrong_tokens_are_throttled_per_client_and_logged(app, ops_settings, cap
     failed = [r for r in caplog.records if r.getMessage() == "ops.login_failed"]
     assert len(failed) == 10 and all(token not in r.__dict__.values() for r in failed)
     assert {getattr(r, "client", None) for r in failed} == {guesser.environ_base["REMOTE_ADDR"]}
+    line = json.loads(JsonFormatter().format(failed[-1]))
+    assert line["client"] == guesser.environ_base["REMOTE_ADDR"] and line["failures"] == 10
+    assert line["source"] == "bearer"
     # Another client is not affected.
     other = _client(app)
     assert other.get("/ops/events", headers={"Authorization": f"Bearer {token}"}).status_code == 200

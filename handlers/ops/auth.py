@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from redis import RedisError
 
 from handlers.errors import Reject
 from handlers.services import EXTENSION as SERVICES
@@ -145,9 +146,20 @@ def raise_throttled() -> None:
     raise Throttled(wait or 1)
 
 
+REDIS_DOWN = "Redis unavailable: ops sessions and wrong-token counts cannot be checked; retry later"
+
+
 def current_caller() -> Caller | None:
     """Return the authorised caller, or None; a wrong bearer token is 401 (429 when throttled)."""
     require_enabled()
+    try:
+        return _caller()
+    except RedisError as exc:
+        log.warning("ops.redis_unavailable")
+        raise Reject(503, REDIS_DOWN) from exc
+
+
+def _caller() -> Caller | None:
     header = request.headers.get("Authorization")
     if header is not None and header[:7].lower() == "bearer ":
         outcome = check_token(header[7:].strip(), "bearer")

@@ -23,6 +23,7 @@ from handlers.errors import Reject
 from handlers.ops.auth import (
     COOKIE,
     COOKIE_PATH,
+    REDIS_DOWN,
     Caller,
     TokenCheck,
     access,
@@ -101,6 +102,15 @@ def login() -> ResponseReturnValue:
     offered = form_field("token")
     if offered is None:
         raise Reject(400, "missing form field 'token'")
+    try:
+        return _start_session(offered)
+    except RedisError as exc:
+        log.warning("ops.redis_unavailable")
+        raise Reject(503, REDIS_DOWN) from exc
+
+
+def _start_session(offered: str) -> ResponseReturnValue:
+    """Check the token; if right, start a session and set its cookie."""
     outcome = check_token(offered, "login")
     if outcome is TokenCheck.THROTTLED:
         wait = access().throttle.retry_after(client_id()) or 1

@@ -479,3 +479,18 @@ def test_changing_the_token_signs_everyone_out(app, ops_settings):
     copied.set_cookie("regpilot_ops", _cookie(http), path="/ops")
     assert copied.get("/ops/events").status_code == 401
     assert http.get("/ops/events").status_code == 200  # the replica on the old token still knows it
+
+
+def test_redis_down_is_503_with_a_reason_not_500(ops_settings):
+    # Sessions and the wrong-token counter live in Redis: without it nothing can be checked.
+    down = derive(ops_settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    http = _client(create_app(down, configure_logging=False))
+    token = ops_settings.ops_token.get_secret_value()
+    answers = [
+        http.get("/ops/events", headers={"Authorization": f"Bearer {token}"}),
+        http.post("/ops/login", data={"token": token}),
+    ]
+    http.set_cookie("regpilot_ops", "some-session-id", path="/ops")
+    answers.append(http.get("/ops/"))
+    for answer in answers:
+        assert answer.status_code == 503 and "Redis unavailable" in answer.json["reason"]

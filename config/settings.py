@@ -319,9 +319,11 @@ def _header_token_problem(entry: str) -> str | None:
 
 
 def _ops_token_problem(entry: str) -> str | None:
-    problem = _header_token_problem(entry)
-    if problem:
-        return problem
+    # Typed into the login form or sent as a bearer header: printable ASCII, spaces only inside.
+    if entry != entry.strip():
+        return "starts or ends with whitespace"
+    if not all(" " <= char <= "~" for char in entry):
+        return "holds control or non-ASCII characters (it goes into an HTTP header)"
     if len(entry) < OPS_TOKEN_MIN_LENGTH:
         return (
             f"is {len(entry)} characters; use at least {OPS_TOKEN_MIN_LENGTH} "

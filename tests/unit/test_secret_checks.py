@@ -40,7 +40,7 @@ def test_good_secrets_and_unset_or_blank_variables_have_no_problem():
         run_webhook_secret=f"{GOOD}, {unpadded}",
         mlflow_webhook_secret=f"{MLFLOW},older-secret",
         databricks_webhook_secret="  ",  # what `VAR=` in an env file gives: unset
-        ops_token="x" * 32,
+        ops_token="correct horse battery staple 0123",  # a passphrase: spaces inside are fine
     )
     assert settings.secret_problems() == []
     assert decode_standard_secret(unpadded) == decode_standard_secret(GOOD) == b"k" * 24
@@ -54,7 +54,8 @@ def test_good_secrets_and_unset_or_blank_variables_have_no_problem():
         ("databricks_jobs_token", "tok-1,tok 2", "REGPILOT_DATABRICKS_JOBS_TOKEN entry 2 of 2"),
         ("databricks_token", "dapi\u00e9", "DATABRICKS_TOKEN: holds"),
         ("ops_token", "0123456789abcdef", "REGPILOT_OPS_TOKEN: is 16 characters"),
-        ("ops_token", "x" * 31 + " ", "REGPILOT_OPS_TOKEN: holds"),
+        ("ops_token", "x" * 32 + " ", "REGPILOT_OPS_TOKEN: starts or ends with whitespace"),
+        ("ops_token", "x" * 32 + "\u00e9", "REGPILOT_OPS_TOKEN: holds control or non-ASCII"),
     ],
 )
 def test_other_secrets_are_checked_too(field, value, expected):

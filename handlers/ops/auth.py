@@ -41,6 +41,7 @@ CSRF_HEADER = "X-CSRF-Token"
 MAX_FIELD_LENGTH = 4096
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 OFF = "ops API disabled: set REGPILOT_OPS_TOKEN to turn it on"
+REDIS_DOWN = "Redis unavailable: ops sessions and wrong-token counts cannot be checked; retry later"
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,6 @@ def raise_throttled() -> None:
     """Raise the 429 for the current client."""
     wait = access().throttle.retry_after(client_id())
     raise Throttled(wait or 1)
-
-
-REDIS_DOWN = "Redis unavailable: ops sessions and wrong-token counts cannot be checked; retry later"
 
 
 def current_caller() -> Caller | None:

@@ -11,13 +11,14 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any
 
 from config.policy import Policy
 from regpilot.core.notifications import build_event, event_type_for
 from regpilot.queue.names import NOTIFY
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger("regpilot.notifications")
 

@@ -294,3 +294,36 @@ def test_a_url_variable_pointing_at_plain_http_is_refused():
             now=0,
             lookup=lambda _: SecretStr("http://hooks.example.com/x"),
         )
+
+
+def test_a_notification_that_cannot_be_queued_is_logged_and_never_raises(caplog):
+    import logging
+
+    from config.settings import Settings
+    from regpilot.queue.celery_config import create_celery
+    from regpilot.queue.notify import Notifier
+
+    # A broker nobody listens on: the Redis client retries (about 7 s measured), then gives up.
+    app = create_celery(Settings(redis_url="redis://127.0.0.1:1/0"))
+    notifier = Notifier(app, "q", parse_policy(POLICY))
+    decision = {"kind": "gate", "verdict": "FAILED", "checks": FAILED_CHECKS, "trigger": {}}
+    with caplog.at_level(logging.WARNING, logger="regpilot.notifications"):
+        notifier("fraud", decision)
+    assert [r.getMessage() for r in caplog.records] == ["notify.enqueue_failed"]
+    assert "Connection refused" in caplog.records[0].__dict__["error"]
+
+
+def test_a_decision_nobody_subscribes_to_queues_nothing(caplog):
+    import logging
+
+    from config.settings import Settings
+    from regpilot.queue.celery_config import create_celery
+    from regpilot.queue.notify import Notifier
+
+    app = create_celery(Settings(redis_url="redis://127.0.0.1:1/0"))
+    notifier = Notifier(app, "q", parse_policy(POLICY))
+    with caplog.at_level(logging.INFO, logger="regpilot.notifications"):
+        # `fraud` has only `ops` (validation.failed, dead_letter) and `risk` (champion.promoted).
+        notifier("fraud", {"kind": "registration", "version": 2, "trigger": {}})
+        notifier("fraud", {"kind": "gate", "verdict": "SKIPPED", "trigger": {}})
+    assert caplog.records == []  # no broker was even tried

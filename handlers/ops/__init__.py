@@ -9,7 +9,7 @@ from datetime import timedelta
 from flask import Flask
 
 from config.settings import Settings
-from handlers.ops import api, page
+from handlers.ops import api, model_view, page
 
 SESSION_LIFETIME = timedelta(hours=8)
 
@@ -38,3 +38,4 @@ def install(app: Flask, settings: Settings) -> None:
     )
     app.register_blueprint(api.blueprint)
     app.register_blueprint(page.blueprint)
+    app.register_blueprint(model_view.blueprint)

@@ -154,3 +154,49 @@ def holder_at(moves: Sequence[AliasMove], instant: float) -> Holding:
     if moves:
         return Holding(moves[0].from_version, None, None)
     return Holding(None, None, None)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The gate's latest verdict on one candidate: a version, or a run that registered nothing."""
+
+    version: int | None
+    run_id: str | None
+    verdict: str
+    failed_checks: tuple[Mapping[str, Any], ...]
+    at: float
+    by: str
+
+
+def judgements(records: Iterable[Mapping[str, Any]]) -> list[Judgement]:
+    """Return the latest gate verdict per candidate, newest first.
+
+    A verdict on a run is joined to the version that run registered, so each version shows why
+    it got (or did not get) its aliases; a failed run keeps its run id as the only name it has.
+    """
+    ordered = sorted(records, key=lambda r: float(r.get("at") or 0))
+    version_of_run = {
+        str(r["run_id"]): _int(r.get("version"))
+        for r in ordered
+        if r.get("kind") == "registration" and r.get("run_id")
+    }
+    latest: dict[tuple[int | None, str | None], Judgement] = {}
+    for record in ordered:
+        if record.get("kind") != "gate" or record.get("verdict") not in ("PASSED", "FAILED"):
+            continue
+        run_id = record.get("run_id") or None
+        version = _int(record.get("version"))
+        if version is None and run_id is not None:
+            version = version_of_run.get(str(run_id))
+        checks = record.get("checks") or []
+        failed = tuple(c for c in checks if isinstance(c, Mapping) and c.get("result") == "FAILED")
+        key = (version, None) if version is not None else (None, run_id)
+        latest[key] = Judgement(
+            version,
+            run_id,
+            str(record["verdict"]),
+            failed,
+            float(record.get("at") or 0),
+            who(record.get("trigger") or {}),
+        )
+    return sorted(latest.values(), key=lambda j: j.at, reverse=True)

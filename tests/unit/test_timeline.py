@@ -137,3 +137,53 @@ def test_a_person_registering_moves_challenger_by_the_gate_but_setting_it_is_by_
     first, second = alias_moves(records, "challenger")
     assert first.why == "passed its gate (run r4); newest passing version"
     assert second.why == "set by hand"
+
+
+def test_judgements_join_a_run_verdict_to_the_version_it_registered():
+    from regpilot.core.timeline import judgements
+
+    failed = [
+        {
+            "name": "test_accuracy",
+            "expected": ">= 0.85",
+            "actual": "0.6",
+            "result": "FAILED",
+            "reason": "",
+        }
+    ]
+    records = [
+        {
+            "at": T0 + 30,
+            "kind": "gate",
+            "run_id": "r9",
+            "verdict": "FAILED",
+            "checks": failed,
+            "trigger": WORKER,
+        },
+        {"at": T0 + 21, "kind": "registration", "version": 4, "run_id": "r4", "trigger": WORKER},
+        {
+            "at": T0 + 20,
+            "kind": "gate",
+            "run_id": "r4",
+            "verdict": "PASSED",
+            "checks": [],
+            "trigger": WORKER,
+        },
+        {
+            "at": T0 + 10,
+            "kind": "gate",
+            "version": 3,
+            "verdict": "FAILED",
+            "checks": failed,
+            "trigger": PERSON,
+        },
+        {"at": T0 + 5, "kind": "gate", "run_id": "r1", "verdict": "SKIPPED", "trigger": PERSON},
+    ]
+    rows = judgements(records)
+    assert [(j.version, j.run_id, j.verdict) for j in rows] == [
+        (None, "r9", "FAILED"),
+        (4, "r4", "PASSED"),
+        (3, None, "FAILED"),
+    ]
+    assert rows[0].failed_checks[0]["name"] == "test_accuracy"
+    assert rows[2].by == "cli:ana"

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from regpilot.core.gate import ChampionRule, Direction, GateRules, Threshold
+from regpilot.core.notifications import EVENT_TYPES, destination_url_problem
 from regpilot.core.retention import PruneAction, RetentionRules
 
 
@@ -66,6 +67,53 @@ class RetentionPolicy(_Strict):
     protected_stages: list[str] = Field(default_factory=lambda: ["Production", "Staging"])
 
 
+# Secrets stay out of the policy file: a destination names the environment variable that holds
+# its secret, and only REGPILOT_NOTIFY_* names, so a policy cannot send other secrets anywhere.
+NOTIFY_ENV_PATTERN = r"^REGPILOT_NOTIFY_[A-Z0-9_]+$"
+
+
+class NotificationDestination(_Strict):
+    """Where decisions are sent and which ones.
+
+    `type`: `slack` (incoming webhook), `teams` (Teams webhook, Adaptive Card) or `webhook`
+    (any HTTPS endpoint; a Standard-Webhooks-signed JSON event, docs/NOTIFICATIONS.md).
+    The URL is given in clear (`url`) or read from a variable (`url_env`); Slack and Teams
+    webhook URLs are themselves secrets, so give those with `url_env`.
+    """
+
+    type: Literal["slack", "teams", "webhook"]
+    url: str | None = None
+    url_env: str | None = Field(default=None, pattern=NOTIFY_ENV_PATTERN)
+    secret_env: str | None = Field(default=None, pattern=NOTIFY_ENV_PATTERN)
+    events: list[str] = Field(default_factory=lambda: list(EVENT_TYPES))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NotificationDestination:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of 'url' or 'url_env'")
+        if self.url is not None:
+            problem = destination_url_problem(self.url)
+            if problem:
+                raise ValueError(f"url {problem}")
+        if self.type == "webhook" and self.secret_env is None:
+            raise ValueError(
+                "a webhook destination needs 'secret_env' (the variable holding its whsec_ "
+                "secret, e.g. REGPILOT_NOTIFY_SECRET_OPS)"
+            )
+        if self.type != "webhook" and self.secret_env is not None:
+            raise ValueError(f"'secret_env' applies to type webhook only, not {self.type}")
+        unknown = sorted(set(self.events) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(
+                f"unknown event(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}"
+            )
+        return self
+
+    def wants(self, event_type: str) -> bool:
+        """Tell whether this destination subscribes to an event type."""
+        return event_type in self.events
+
+
 class ModelPolicy(_Strict):
     """The effective policy of one model."""
 
@@ -77,6 +125,7 @@ class ModelPolicy(_Strict):
     auto_promote: bool = False
     aliases: AliasPolicy = Field(default_factory=AliasPolicy)
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    notifications: dict[str, NotificationDestination] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _promotion_needs_comparison(self) -> ModelPolicy:
@@ -130,16 +179,20 @@ SEED_METRICS: dict[str, dict[str, float]] = {
 }
 
 
+_BY_NAME = ("metrics", "notifications")
+
+
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Merge a model's override onto the defaults.
 
-    `metrics` merge by metric name (each bound is replaced whole; null drops an inherited
-    metric); `aliases`, `retention` and `champion` merge by key; anything else is replaced.
+    `metrics` and `notifications` merge by name (each entry is replaced whole; null drops an
+    inherited one); `aliases`, `retention` and `champion` merge by key; anything else is
+    replaced.
     """
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
         inherited = merged.get(key)
-        if key == "metrics" and isinstance(value, Mapping) and isinstance(inherited, Mapping):
+        if key in _BY_NAME and isinstance(value, Mapping) and isinstance(inherited, Mapping):
             combined = {**inherited, **value}
             merged[key] = {k: v for k, v in combined.items() if v is not None}
         elif isinstance(value, Mapping) and isinstance(inherited, Mapping):

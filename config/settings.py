@@ -219,6 +219,16 @@ class Settings(BaseSettings):
         description="Seconds per Databricks REST call; the SDK's own retries stop after twice "
         "this.",
     )
+    mlflow_ui_url: str | None = Field(
+        default=None,
+        description="MLflow UI base URL for links in notifications; defaults to the tracking URI.",
+    )
+    notify_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="Seconds per notification POST (Slack, Teams, webhook) before it is retried.",
+    )
     log_format: Literal["text", "json"] = Field(default="text", description="Log line format.")
     log_level: str = Field(default="INFO", description="Python log level.")
     state_dir: Path = Field(
@@ -283,6 +293,11 @@ class Settings(BaseSettings):
         return self.broker_url or self.redis_url
 
     @property
+    def effective_mlflow_ui_url(self) -> str:
+        """Return the MLflow UI base URL that notification links point at."""
+        return self.mlflow_ui_url or self.mlflow_tracking_uri
+
+    @property
     def uses_unity_catalog(self) -> bool:
         """Tell whether the registry is Databricks Unity Catalog."""
         return (self.mlflow_registry_uri or "").startswith("databricks-uc")
@@ -344,6 +359,21 @@ SECRET_CHECKS: dict[str, tuple[Callable[[str], str | None], bool]] = {
     "ops_token": (_ops_token_problem, False),
 }
 WORKER_SECRETS = ("databricks_token", "databricks_client_secret")
+
+
+NOTIFY_VARIABLE_PREFIX = "REGPILOT_NOTIFY_"
+
+
+def notify_variable(name: str) -> SecretStr | None:
+    """Return a notification URL or secret the policy names by variable (`url_env`, `secret_env`).
+
+    Only REGPILOT_NOTIFY_* variables are readable this way, so a policy file can never send
+    another secret of the process to a URL it declares. None when the variable is unset or empty.
+    """
+    if not name.startswith(NOTIFY_VARIABLE_PREFIX):
+        raise ValueError(f"{name}: notification variables must start with {NOTIFY_VARIABLE_PREFIX}")
+    value = os.environ.get(name, "").strip()
+    return SecretStr(value) if value else None
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -12,7 +12,10 @@ from typing import Any
 import redis
 from celery import Task
 
+from regpilot.core.notifications import DEAD_LETTER
 from regpilot.core.registry_port import NotFound, RegistryError, TransientRegistryError
+from regpilot.notifications.delivery import DestinationUnavailable
+from regpilot.queue import names
 from regpilot.stores.redis_store import LockTimeout
 from regpilot.workflows.run_completed import RunNotFinished
 from regpilot.workflows.validation import NoLoggedModel, NoModelName
@@ -30,6 +33,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.TimeoutError,
     ConnectionError,
     TimeoutError,
+    DestinationUnavailable,
 )
 # Permanent: a recorded `failed` result, never retried.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -105,3 +109,30 @@ class RegpilotTask(Task):  # type: ignore[misc]
         )
         if source and delivery_id:
             runtime.store().set_outcome(source, delivery_id, "dead", detail)
+        self._notify_dead_letter(letter_id, detail, args, kwargs)
+
+    def _notify_dead_letter(self, letter_id: str, detail: str, args: Any, kwargs: Any) -> None:
+        # A notification's own dead letter notifies nobody: with a destination down, that
+        # would queue another notification to it, and so on.
+        if self.name == names.NOTIFY.name:
+            return
+        fields = names.log_fields(self.name, list(args))
+        runtime.notifier()(
+            str(fields.get("model") or ""),
+            {
+                "kind": DEAD_LETTER,
+                "trigger": {
+                    k: v
+                    for k, v in (
+                        ("source", kwargs.get("source") or "worker"),
+                        ("delivery_id", kwargs.get("delivery_id")),
+                    )
+                    if v
+                },
+                "task": self.name,
+                "dead_letter_id": letter_id,
+                "error": detail[:1000],
+                "run_id": fields.get("run_id"),
+                "version": fields.get("version"),
+            },
+        )

@@ -54,6 +54,7 @@ def model_version_created(
 def reconcile(since_hours: float | None = None) -> dict[str, Any]:
     """Sweep MLflow for versions and runs no webhook brought, and queue them."""
     ctx = runtime.context("reconcile", None)
+    runtime.store().mark_reconciled()  # beat's heartbeat, for `regpilot doctor`
     queue = finding_queuer(runtime.store(), app, ctx.settings.task_queue)
     findings, queued = sweep(ctx, since_hours or ctx.settings.reconcile_lookback_hours, queue)
     log.info("reconcile.swept", extra={"outcome": f"found={len(findings)} queued={queued}"})

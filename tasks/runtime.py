@@ -7,6 +7,7 @@ from functools import lru_cache
 from config.policy import Policy, load_policy
 from config.settings import Settings
 from regpilot.core.registry_port import Registry
+from regpilot.queue.notify import Notifier
 from regpilot.registry import build_registry
 from regpilot.stores.redis_store import RedisStore
 from regpilot.workflows.context import Context, Trigger
@@ -30,6 +31,29 @@ def _registry() -> Registry:
     return build_registry(_settings())
 
 
+def settings() -> Settings:
+    """Return this process's settings."""
+    return _settings()
+
+
+def policy() -> Policy:
+    """Return this process's policy (read once per worker process)."""
+    return _policy()
+
+
+def registry() -> Registry:
+    """Return this process's registry adapter."""
+    return _registry()
+
+
+@lru_cache(maxsize=1)
+def notifier() -> Notifier:
+    """Return this process's notifier: it queues notifications on the worker's own broker."""
+    from tasks.celery_app import app
+
+    return Notifier(app, _settings().task_queue, _policy())
+
+
 @lru_cache(maxsize=1)
 def store() -> RedisStore:
     """Return this process's Redis store."""
@@ -44,4 +68,5 @@ def context(source: str, delivery_id: str | None) -> Context:
         settings=_settings(),
         store=store(),
         trigger=Trigger(source, delivery_id),
+        notify=notifier(),
     )

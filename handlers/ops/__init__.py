@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 
 from config.settings import Settings
-from handlers.ops import api, auth, page
+from handlers.ops import api, auth, model_view, page
 
 # Sent with every /ops/ answer, the page's and the API's. The page has no inline script or
 # style (its stylesheet is a static file), so 'self' is all it needs.
@@ -31,6 +31,7 @@ def install(app: Flask, settings: Settings) -> None:
     auth.install(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(page.blueprint)
+    app.register_blueprint(model_view.blueprint)
 
     @app.after_request
     def _secure_ops_answers(response: Response) -> Response:

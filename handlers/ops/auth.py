@@ -174,6 +174,19 @@ def _caller() -> Caller | None:
     return None
 
 
+def page_caller() -> Caller | None:
+    """Return the caller of an HTML page, None (show the login form) when not authorised.
+
+    A wrong bearer token was counted already; the page then answers as for no token.
+    """
+    try:
+        return current_caller()
+    except Reject as exc:
+        if exc.status != 401:
+            raise
+        return None
+
+
 def require_caller() -> Caller:
     """Return the authorised caller or answer 401."""
     caller = current_caller()

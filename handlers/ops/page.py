@@ -34,6 +34,7 @@ from handlers.ops.auth import (
     current_fingerprint,
     form_field,
     offered_csrf,
+    page_caller,
     require_enabled,
     require_unforged,
 )
@@ -195,12 +196,7 @@ class ModelRow:
 @blueprint.get("/ops/")
 def page() -> ResponseReturnValue:
     """Render events, dead letters and models."""
-    try:
-        caller = current_caller()
-    except Reject as exc:
-        if exc.status != 401:
-            raise
-        caller = None  # a wrong bearer token (counted already): the login form, as for no token
+    caller = page_caller()
     if caller is None:
         return redirect(url_for("ops_page.login_form"), 303)
     ctx = ops = services()

@@ -166,10 +166,24 @@ def describe(entry: dict[str, Any]) -> str:
 @click.command()
 @click.argument("name")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--alias",
+    default=None,
+    help="Show every move of this alias instead (from, to, when, by whom, why), oldest first.",
+)
+@click.option(
+    "--at",
+    "instant",
+    default=None,
+    help="With --alias: which version held it at this ISO 8601 time (e.g. 2026-11-30T12:00Z).",
+)
 @JSON_OPTION
 @friendly_errors
-def history(name: str, limit: int, as_json: bool) -> None:
-    """Show a model's decisions, newest first: what, who or what triggered it, inputs, verdict."""
+def history(name: str, limit: int, alias: str | None, instant: str | None, as_json: bool) -> None:
+    """Show a model's decisions, newest first: what, who or what triggered it, inputs, verdict.
+
+    With --alias, the alias's timeline; with --alias and --at, who held it then.
+    """
     from regpilot.cli.common import settings
     from regpilot.cli.output import table
     from regpilot.cli.registry_session import require_store
@@ -184,7 +198,13 @@ def history(name: str, limit: int, as_json: bool) -> None:
         catalog=config.uc_catalog,
         schema=config.uc_schema,
     )
-    entries = require_store(config, "history").decisions(full, limit)
+    if instant is not None and alias is None:
+        raise click.ClickException("--at needs --alias (e.g. --alias champion --at 2026-11-30)")
+    store = require_store(config, "history")
+    if alias is not None:
+        _alias_timeline(full, alias, instant, store.decisions(full, store.max_decisions), as_json)
+        return
+    entries = store.decisions(full, limit)
     if as_json:
         emit_json({"name": full, "decisions": entries})
         return
@@ -205,6 +225,64 @@ def history(name: str, limit: int, as_json: bool) -> None:
                 describe(e),
             )
             for e in entries
+        ],
+    )
+
+
+def _alias_timeline(
+    name: str, alias: str, instant: str | None, records: list[dict[str, Any]], as_json: bool
+) -> None:
+    from regpilot.cli.output import table
+    from regpilot.core.timeline import BadInstant, alias_moves, holder_at, iso, parse_instant
+
+    moves = alias_moves(records, alias)
+    if instant is not None:
+        try:
+            when = parse_instant(instant)
+        except BadInstant as exc:
+            raise click.ClickException(str(exc)) from exc
+        held = holder_at(moves, when)
+        if as_json:
+            emit_json(
+                {
+                    "name": name,
+                    "alias": alias,
+                    "at": iso(when),
+                    "version": held.version,
+                    "since": iso(held.since) if held.since is not None else None,
+                    "move": held.move.as_dict() if held.move else None,
+                }
+            )
+        elif held.version is None:
+            click.echo(f"{name}: no version held {alias!r} at {iso(when)}")
+        elif held.move is None:
+            click.echo(
+                f"{name}: version {held.version} held {alias!r} at {iso(when)} "
+                "(since before the first recorded move)"
+            )
+        else:
+            click.echo(
+                f"{name}: version {held.version} held {alias!r} at {iso(when)} "
+                f"(since {iso(held.move.at)}, by {held.move.by}: {held.move.why})"
+            )
+        return
+    if as_json:
+        emit_json({"name": name, "alias": alias, "moves": [m.as_dict() for m in moves]})
+        return
+    if not moves:
+        click.echo(f"no recorded moves of {alias!r} for {name}")
+        return
+    table(
+        ("when (UTC)", "from", "to", "by", "why"),
+        [
+            (
+                iso(m.at).replace("T", " ").removesuffix("+00:00"),
+                f"v{m.from_version}" if m.from_version is not None else None,
+                f"v{m.to_version}" if m.to_version is not None else "(removed)",
+                m.by,
+                m.why,
+            )
+            for m in moves
         ],
     )
 

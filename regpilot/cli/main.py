@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from regpilot.cli.doctor import doctor
 from regpilot.cli.governance_cmds import COMMANDS as GOVERNANCE_COMMANDS
 from regpilot.cli.local import demo, up
 from regpilot.cli.notify_cmd import notify_run_cmd
@@ -23,7 +24,7 @@ def main() -> None:
 for command in (serve, worker, beat, up, demo, notify_run_cmd, webhooks):
     main.add_command(command)
 
-for command in (ops, reconcile):
+for command in (ops, reconcile, doctor):
     main.add_command(command)
 
 for command in (*REGISTRY_COMMANDS, *GOVERNANCE_COMMANDS, *POLICY_COMMANDS):

@@ -17,6 +17,7 @@ import click
 from config.policy import load_policy
 from config.settings import Settings
 from regpilot.cli.common import settings
+from regpilot.queue.notify import Notifier
 from regpilot.registry import build_registry
 from regpilot.stores.redis_store import RedisStore
 from regpilot.workflows.context import Context, Trigger
@@ -65,7 +66,15 @@ def open_model(raw_name: str, command: str, *, writes: bool) -> tuple[Context, s
     name = ctx.full_name(raw_name)
     if writes:
         ctx.store = require_store(ctx.settings, command)
+        ctx.notify = _notifier(ctx)
     return ctx, name
+
+
+def _notifier(ctx: Context) -> Notifier:
+    # A person's promotion or rollback notifies like the worker's: queued for the worker.
+    from regpilot.queue.celery_config import create_celery
+
+    return Notifier(create_celery(ctx.settings), ctx.settings.task_queue, ctx.policy)
 
 
 def read_only_context() -> Context:

@@ -43,6 +43,9 @@ DATABRICKS_JOB_COMPLETED = TaskSpec(
 DATABRICKS_TRANSITION_REQUEST = TaskSpec(
     "regpilot.databricks_transition_request", ("name", "version", "stage"), ("model", "version")
 )
+# One decision event to one notification destination (named in the model's policy, so no URL or
+# secret ever travels through the broker).
+NOTIFY = TaskSpec("regpilot.notify", ("model", "destination", "event"), ("model",))
 
 ALL_TASKS: tuple[TaskSpec, ...] = (
     RUN_COMPLETED,
@@ -50,6 +53,7 @@ ALL_TASKS: tuple[TaskSpec, ...] = (
     RECONCILE,
     DATABRICKS_JOB_COMPLETED,
     DATABRICKS_TRANSITION_REQUEST,
+    NOTIFY,
 )
 BY_NAME: dict[str, TaskSpec] = {spec.name: spec for spec in ALL_TASKS}
 

@@ -236,6 +236,17 @@ class RedisStore:
         """Remove a dead letter; True if it existed."""
         return bool(self.client.hdel(self.key("dead"), letter_id))
 
+    # --- beat's heartbeat ------------------------------------------------------------------
+
+    def mark_reconciled(self, at: float | None = None) -> None:
+        """Remember when a reconciliation sweep ran (beat queues one every interval)."""
+        self.client.set(self.key("reconcile", "last"), repr(time.time() if at is None else at))
+
+    def last_reconcile(self) -> float | None:
+        """Return when the last reconciliation sweep ran (epoch seconds), None if never."""
+        raw = self.client.get(self.key("reconcile", "last"))
+        return float(raw) if raw else None
+
     # --- per-model locks --------------------------------------------------------------------
 
     @contextmanager

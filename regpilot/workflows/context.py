@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ class Context:
     settings: Settings
     store: RedisStore | None = None
     trigger: Trigger = field(default_factory=lambda: Trigger("cli"))
+    # Queues notifications of a recorded decision (regpilot/queue/notify.py); never raises.
+    notify: Callable[[str, dict[str, Any]], None] | None = None
 
     def full_name(self, name: str) -> str:
         """Return the registered-model name as the registry spells it."""
@@ -64,7 +67,8 @@ class Context:
         """Record a decision in the history and the log, once per `identity` when given.
 
         The identity names what was decided (`gate:<run>:<model uri>`, `alias:<name>:<version>`),
-        so work redone after a redelivery or by reconciliation leaves one record, not two.
+        so work redone after a redelivery or by reconciliation leaves one record, not two, and
+        notifies once.
         """
         entry = {"kind": kind, "trigger": self.trigger.as_dict(), **details}
         first = True
@@ -79,6 +83,8 @@ class Context:
                 kind,
                 extra={"model": model, **{k: v for k, v in details.items() if k in _LOGGED}},
             )
+            if self.notify is not None:
+                self.notify(model, entry)
 
 
 _LOGGED = {"version", "run_id", "verdict", "alias", "action"}

@@ -665,3 +665,49 @@ def test_help_and_policy_check_do_not_import_mlflow(cli_settings):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"
     assert os.fspath(cli_settings.policy_file) in result.stdout
+
+
+# --- the alias timeline -----------------------------------------------------------------------
+
+
+def test_history_alias_lists_every_move_and_at_answers_who_held_it(cli_settings):
+    import time
+
+    name = unique("cli-timeline")
+    versions = [register(cli_settings, name, PASSING) for _ in range(2)]
+    ok(cli_settings, "alias", "set", name, "champion", versions[0])
+    time.sleep(1.1)  # records are stamped to the microsecond; --at is given to the second
+    between = time.time()
+    time.sleep(1.1)
+    ok(cli_settings, "alias", "set", name, "champion", versions[1])
+    ok(cli_settings, "rollback", name)
+
+    shown = as_json(ok(cli_settings, "history", name, "--alias", "champion", "--json"))
+    moves = [(m["from_version"], m["to_version"], m["kind"]) for m in shown["moves"]]
+    assert moves == [
+        (None, versions[0], "promotion"),
+        (versions[0], versions[1], "promotion"),
+        (versions[1], versions[0], "rollback"),
+    ]
+    assert all(m["by"].startswith("cli:") for m in shown["moves"])
+    assert shown["moves"][0]["why"] == "promoted by hand"
+
+    challenger = as_json(ok(cli_settings, "history", name, "--alias", "challenger", "--json"))
+    assert [m["to_version"] for m in challenger["moves"]] == versions
+    assert challenger["moves"][0]["why"].startswith("passed its gate (run ")
+
+    instant = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(between))
+    at = ("history", name, "--alias", "champion", "--at", instant)
+    held = as_json(ok(cli_settings, *at, "--json"))
+    assert held["version"] == versions[0] and held["move"]["kind"] == "promotion"
+    text = ok(cli_settings, "history", name, "--alias", "champion", "--at", instant).stdout
+    assert f"version {versions[0]} held 'champion' at " in text
+    table = ok(cli_settings, "history", name, "--alias", "champion").stdout
+    assert "rolled back" in table and "promoted by hand" in table
+
+    early = ok(cli_settings, "history", name, "--alias", "champion", "--at", "2000-01-01")
+    assert "no version held 'champion'" in early.stdout
+    bad = cli(cli_settings, "history", name, "--alias", "champion", "--at", "last tuesday")
+    assert bad.exit_code == 1 and "not an ISO 8601 time" in bad.output
+    lonely = cli(cli_settings, "history", name, "--at", instant)
+    assert lonely.exit_code == 1 and "--at needs --alias" in lonely.output

@@ -1,0 +1,53 @@
+"""`GET /ops/models/<name>`: why a model's versions got (or did not get) their aliases.
+
+Read from regpilot's decision records alone (no MLflow call while rendering): each candidate's
+latest verdict with its failed checks, the timeline of the champion and challenger aliases, and
+the recent decisions, with links to the version in the MLflow UI.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from redis import RedisError
+
+from handlers.errors import Reject
+from handlers.ops.auth import page_caller
+from handlers.services import services
+from regpilot.core.notifications import mlflow_links
+from regpilot.core.timeline import alias_moves, judgements
+
+blueprint = Blueprint("ops_model", __name__, template_folder="templates")
+DECISIONS_SHOWN = 50
+
+
+@blueprint.get("/ops/models/<path:name>")
+def model_view(name: str) -> ResponseReturnValue:
+    """Render one model's verdicts, alias timeline and decisions."""
+    if page_caller() is None:
+        return redirect(url_for("ops_page.login_form"), 303)
+    ctx = services()
+    try:
+        records = ctx.store.decisions(name, ctx.store.max_decisions)
+    except RedisError as exc:
+        raise Reject(503, "Redis does not answer: the decision records cannot be read") from exc
+    if not records:
+        raise Reject(404, f"no decisions recorded for model {name!r}")
+    aliases = ctx.policy.for_model(name).aliases
+    ui = ctx.settings.effective_mlflow_ui_url
+    rows = [
+        (judgement, mlflow_links(ui, name, judgement.version, None, None).get("version"))
+        for judgement in judgements(records)
+    ]
+    timelines = {
+        alias: list(reversed(alias_moves(records, alias)))
+        for alias in (aliases.champion, aliases.challenger)
+    }
+    return render_template(
+        "ops/model.html",
+        name=name,
+        model_link=mlflow_links(ui, name, None, None, None).get("model"),
+        rows=rows,
+        timelines=timelines,
+        decisions=records[:DECISIONS_SHOWN],
+    )

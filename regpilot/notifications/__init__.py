@@ -1,0 +1,1 @@
+"""Deliver notifications of decisions (Slack, Microsoft Teams, signed webhooks)."""

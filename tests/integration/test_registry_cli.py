@@ -343,14 +343,14 @@ def test_transition_moves_stages_and_archives_existing(cli_settings, client, sto
 def test_transition_on_a_registry_without_stages_says_to_use_aliases(cli_settings, client):
     from config.policy import load_policy
     from regpilot.cli.registry_session import CliContext
-    from regpilot.core.registry_port import Unsupported
+    from regpilot.core.registry_port import UNITY_CATALOG_CAPABILITIES, Unsupported
     from regpilot.registry.mlflow_registry import MlflowRegistry
     from regpilot.workflows.governance import transition
 
     name = unique("cli-nostage")
     version = register(cli_settings, name, PASSING)
     registry = MlflowRegistry(cli_settings.mlflow_tracking_uri)
-    registry.supports_stages = False  # what Unity Catalog reports
+    registry.capabilities = UNITY_CATALOG_CAPABILITIES  # no stages, as on Unity Catalog
     ctx = CliContext(registry, load_policy(cli_settings.policy_file), cli_settings)
     with pytest.raises(Unsupported, match="use aliases instead"):
         transition(ctx, name, version, "Production", archive_existing=False)

@@ -67,6 +67,7 @@ def test_a_version_registered_by_hand_from_it_fails_too(make_ctx, case):
     assert outcome.status == "FAILED"
     tags = registry.get_version("churn", 1).tags
     assert tags["validation_status"] == "FAILED" and reason in tags["validation_report"]
+    assert check in tags["validation_report"]
     assert registry.get_registered_model("churn").aliases == {}
 
 

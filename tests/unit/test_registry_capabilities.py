@@ -76,3 +76,19 @@ def test_a_task_records_unsupported_as_a_result_and_never_retries_it():
     result = refuse.apply()
     assert calls == [0]
     assert result.get()["outcome"] == "failed" and "Unsupported" in result.get()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("tracking", "registry", "unity_catalog"),
+    [
+        ("databricks", None, True),
+        ("databricks", "databricks", False),
+        ("http://mlflow:5000", "databricks-uc", True),
+        ("http://mlflow:5000", None, False),
+    ],
+)
+def test_settings_follow_the_same_rule(tracking, registry, unity_catalog):
+    from config.settings import Settings
+
+    settings = Settings(mlflow_tracking_uri=tracking, mlflow_registry_uri=registry)
+    assert settings.uses_unity_catalog is unity_catalog

@@ -98,13 +98,13 @@ def validate(run_id: str, model_name: str | None, as_json: bool) -> None:
     """
     from regpilot.cli.output import verdict_table
     from regpilot.cli.registry_session import read_only_context
-    from regpilot.core.registry_port import LoggedModel
+    from regpilot.core.registry_port import LoggedModel, RunPhase
     from regpilot.workflows.validation import NoLoggedModel, judge, targets_for
 
     ctx = read_only_context()
     name = ctx.full_name(model_name) if model_name is not None else None
     run = ctx.registry.get_run(run_id)
-    if not run.finished:
+    if run.phase is RunPhase.NOT_FINISHED:  # a FAILED/KILLED run fails the gate instead
         click.echo(f"warning: run {run_id} is {run.status}: its metrics may change", err=True)
     targets: list[tuple[str, LoggedModel | None]]
     try:

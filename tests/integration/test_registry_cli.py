@@ -488,6 +488,16 @@ def test_auto_promotion_through_the_worker_shows_in_history_and_rolls_back(stack
 
     notify(train_run(PASSING))
     notify(train_run({**PASSING, "test_accuracy": 0.99}))
+    # The verdict is written before the alias moves: wait for the promotion's record.
+    from regpilot.stores.redis_store import RedisStore
+
+    wait_until(
+        lambda: any(
+            d["kind"] == "promotion" and d["version"] == 2
+            for d in RedisStore.from_settings(settings).decisions(name)
+        ),
+        message="promotion recorded",
+    )
     assert client.get_registered_model(name).aliases["champion"] == "2"
 
     shown = ok(settings, "history", name, "--json")

@@ -18,18 +18,29 @@ def point_alias(ctx: Context, snapshot: ModelSnapshot, alias: str, version: int)
     stage has one holder as an alias does. Raises Unsupported when the alias maps to nothing.
     """
     name = snapshot.name
-    capabilities = ctx.registry.capabilities
-    if capabilities.supports_aliases:
+    stage = stage_for_alias(ctx, name, alias)
+    if stage is None:
         ctx.registry.set_alias(name, alias, version)
         return snapshot.with_alias(alias, version)
+    ctx.registry.transition_stage(name, version, stage, True)
+    return snapshot.with_stage(version, stage, True).with_alias(alias, version)
+
+
+def stage_for_alias(ctx: Context, name: str, alias: str) -> str | None:
+    """Return the stage that stands for `alias` on a registry without aliases (None: has them).
+
+    Raises Unsupported when the registry has no aliases and the policy maps `alias` to no stage.
+    """
+    capabilities = ctx.registry.capabilities
+    if capabilities.supports_aliases:
+        return None
     stage = ctx.policy.for_model(name).aliases.stage_for(alias)
     if stage is None or not capabilities.supports_stages:
         raise Unsupported(
             f"this registry ({capabilities.kind}) has no aliases and the policy maps "
             f"{alias!r} to no stage (aliases.challenger_stage / aliases.champion_stage)"
         )
-    ctx.registry.transition_stage(name, version, stage, True)
-    return snapshot.with_stage(version, stage, True).with_alias(alias, version)
+    return stage
 
 
 def move_alias_forward(
@@ -105,6 +116,7 @@ def set_alias_by_hand(ctx: Context, name: str, alias: str, version: int) -> int 
     Call with the model's lock held.
     """
     require_version(ctx, name, version)  # an unknown version fails before anything moves
+    stage_for_alias(ctx, name, alias)  # so does an alias this registry cannot hold
     snapshot = read_snapshot(ctx, name)
     if alias == ctx.policy.for_model(name).aliases.champion:
         return promote(ctx, snapshot, alias, version)[0]

@@ -69,3 +69,19 @@ def test_unity_catalog_requires_a_signature_whatever_the_policy(make_ctx):
     [outcome] = process_run_completed(ctx, run.run_id, "main.ml.churn")
     assert outcome.status == "FAILED"
     assert outcome.verdict.failures[0].name == "signature"
+
+
+def test_an_alias_with_no_stage_is_refused_there_by_hand(make_ctx):
+    import pytest
+
+    from regpilot.core.registry_port import Unsupported
+    from regpilot.workflows.aliases import set_alias_by_hand
+
+    ctx = make_ctx(FakeRegistry.workspace())
+    process_run_completed(ctx, ctx.registry.add_run(PASSING).run_id, "churn")
+    before = dict(ctx.registry.get_version("churn", 1).tags)
+    with pytest.raises(Unsupported, match="maps 'shadow' to no stage"):
+        set_alias_by_hand(ctx, "churn", "shadow", 1)
+    assert ctx.registry.get_version("churn", 1).tags == before  # refused before any write
+    assert set_alias_by_hand(ctx, "churn", "champion", 1) is None
+    assert _stages(ctx.registry) == {1: "Production"}

@@ -165,6 +165,7 @@ def measure(name: str, repetitions: int) -> dict[str, Any]:
     from regpilot.registry import build_registry
     from regpilot.workflows.context import Context
     from regpilot.workflows.retention import enforce_retention
+    from regpilot.workflows.snapshot import read_snapshot
 
     settings = Settings()
     ctx = Context(
@@ -173,14 +174,15 @@ def measure(name: str, repetitions: int) -> dict[str, Any]:
         settings=settings,
     )
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    warm = enforce_retention(ctx, name, dry_run=True)  # imports, first connection
+    # The first pass pays the imports and the first connection.
+    warm = enforce_retention(ctx, read_snapshot(ctx, name), dry_run=True)
     seconds = []
     for _ in range(repetitions):
         started = time.perf_counter()
-        result = enforce_retention(ctx, name, dry_run=True)
+        result = enforce_retention(ctx, read_snapshot(ctx, name), dry_run=True)
         seconds.append(time.perf_counter() - started)
     tracemalloc.start()
-    enforce_retention(ctx, name, dry_run=True)
+    enforce_retention(ctx, read_snapshot(ctx, name), dry_run=True)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {

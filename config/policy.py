@@ -53,10 +53,22 @@ class ChampionPolicy(_Strict):
 
 
 class AliasPolicy(_Strict):
-    """Alias names."""
+    """Alias names, and the stage each stands for on a registry without aliases."""
 
     challenger: str = Field(default="challenger", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
     champion: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
+    # The Databricks Workspace Model Registry has stages but no aliases: there the challenger
+    # and the champion are the version in these stages; null leaves the stages alone.
+    challenger_stage: Literal["Staging", "Production"] | None = "Staging"
+    champion_stage: Literal["Staging", "Production"] | None = "Production"
+
+    def stage_for(self, alias: str) -> str | None:
+        """Return the stage standing for `alias` where aliases do not exist (None: none)."""
+        if alias == self.champion:
+            return self.champion_stage
+        if alias == self.challenger:
+            return self.challenger_stage
+        return None
 
 
 class RetentionPolicy(_Strict):

@@ -299,8 +299,14 @@ class Settings(BaseSettings):
 
     @property
     def uses_unity_catalog(self) -> bool:
-        """Tell whether the registry is Databricks Unity Catalog."""
-        return (self.mlflow_registry_uri or "").startswith("databricks-uc")
+        """Tell whether the registry is Databricks Unity Catalog, by MLflow 3's own rule.
+
+        A `databricks` tracking URI without a registry URI means Unity Catalog too.
+        """
+        from regpilot.core.registry_port import UNITY_CATALOG_CAPABILITIES, registry_kind
+
+        kind = registry_kind(self.mlflow_tracking_uri, self.mlflow_registry_uri)
+        return kind == UNITY_CATALOG_CAPABILITIES.kind
 
 
 def _raw_secret_problem(entry: str) -> str | None:

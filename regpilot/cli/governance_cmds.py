@@ -64,11 +64,12 @@ def retention(name: str, keep: int | None, dry_run: bool, as_json: bool) -> None
     from regpilot.cli.registry_session import open_model
     from regpilot.workflows.governance import require_model
     from regpilot.workflows.retention import apply_plan, plan_for
+    from regpilot.workflows.snapshot import read_snapshot
 
     ctx, full = open_model(name, "retention", writes=not dry_run)
     with ctx.lock(full):
         require_model(ctx, full)
-        plan, _pages = plan_for(ctx, full, keep)
+        plan = plan_for(ctx, read_snapshot(ctx, full), keep)
         if not as_json:
             _print_plan(full, plan, dry_run)
         applied: tuple[int, ...] = ()
@@ -97,13 +98,13 @@ def validate(run_id: str, model_name: str | None, as_json: bool) -> None:
     """
     from regpilot.cli.output import verdict_table
     from regpilot.cli.registry_session import read_only_context
-    from regpilot.core.registry_port import LoggedModel
+    from regpilot.core.registry_port import LoggedModel, RunPhase
     from regpilot.workflows.validation import NoLoggedModel, judge, targets_for
 
     ctx = read_only_context()
     name = ctx.full_name(model_name) if model_name is not None else None
     run = ctx.registry.get_run(run_id)
-    if not run.finished:
+    if run.phase is RunPhase.NOT_FINISHED:  # a FAILED/KILLED run fails the gate instead
         click.echo(f"warning: run {run_id} is {run.status}: its metrics may change", err=True)
     targets: list[tuple[str, LoggedModel | None]]
     try:
@@ -114,7 +115,7 @@ def validate(run_id: str, model_name: str | None, as_json: bool) -> None:
         targets = [(name, None)]  # the run's metrics alone can still be judged
     results = []
     for target_name, model in targets:
-        verdict = judge(ctx, target_name, run, model)
+        verdict, _ = judge(ctx, target_name, run, model)
         results.append(
             {
                 "model_name": target_name,

@@ -297,7 +297,7 @@ def transition(name: str, version: int, stage: str, archive_existing: bool, as_j
     from regpilot.workflows.governance import transition as move_stage
 
     ctx, full = open_model(name, "transition", writes=False)
-    if ctx.registry.supports_stages:  # on Unity Catalog it is refused before any call
+    if ctx.registry.capabilities.supports_stages:  # on Unity Catalog it is refused before any call
         ctx.store = require_store(ctx.settings, "transition")
     with ctx.lock(full):
         before, after = move_stage(ctx, full, version, stage, archive_existing=archive_existing)

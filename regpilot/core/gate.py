@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from regpilot.core.registry_port import READY, RunPhase, run_phase
 from regpilot.core.tags import FAILED, PASSED, fit_json
 
 
@@ -55,6 +56,10 @@ class Candidate:
     params: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     has_signature: bool | None = None
+    # Whether it can be served at all; None where unknown (no run, not an MLflow 3 model).
+    run_status: str | None = None
+    model_status: str | None = None
+    has_mlmodel: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -180,10 +185,12 @@ def evaluate(
 ) -> Verdict:
     """Return the verdict for a candidate model under a model's rules.
 
-    The signature check comes first because Unity Catalog refuses a model without one, so a
-    reader sees the blocking reason at the top of the report.
+    Whether the model can be served at all comes first (a failed run, a logged model that is
+    not READY, no MLmodel file: never blessed, whatever its metrics), then the signature,
+    because Unity Catalog refuses a model without one: a reader sees the blocking reason at
+    the top of the report.
     """
-    checks: list[Check] = []
+    checks = servable_checks(candidate)
     if rules.require_signature:
         has = bool(candidate.has_signature)
         checks.append(
@@ -203,6 +210,46 @@ def evaluate(
             _champion_check(rules.champion, candidate.metrics, champion_metrics, champion_version)
         )
     return Verdict(tuple(checks))
+
+
+def servable_checks(candidate: Candidate) -> list[Check]:
+    """Return the checks that the model can be served: its run ended well, it is complete.
+
+    A run still RUNNING is not failed here: the paths that must wait for it retry instead
+    (see `run_phase`); a dry run judges it as it stands.
+    """
+    checks: list[Check] = []
+    if candidate.run_status is not None and run_phase(candidate.run_status) is RunPhase.FAILED:
+        checks.append(
+            Check(
+                "run_status",
+                "FINISHED",
+                candidate.run_status,
+                False,
+                f"the run ended {candidate.run_status}: its model may be incomplete",
+            )
+        )
+    if candidate.model_status is not None and candidate.model_status != READY:
+        checks.append(
+            Check(
+                "model_status",
+                READY,
+                candidate.model_status,
+                False,
+                f"the logged model is {candidate.model_status}, not {READY}: it cannot be served",
+            )
+        )
+    if candidate.has_mlmodel is False:
+        checks.append(
+            Check(
+                "mlmodel",
+                "present",
+                "missing",
+                False,
+                "the model directory has no MLmodel file: it cannot be loaded",
+            )
+        )
+    return checks
 
 
 def _presence_checks(kind: str, names: Sequence[str], present: Mapping[str, str]) -> list[Check]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -20,7 +21,73 @@ class TransientRegistryError(RegistryError):
 
 
 class Unsupported(RegistryError):
-    """The operation does not exist on this registry (stages on Unity Catalog)."""
+    """The operation does not exist on this registry (stages on Unity Catalog): permanent.
+
+    Retrying cannot help, so tasks record it as a result and never retry it.
+    """
+
+
+@dataclass(frozen=True)
+class RegistryCapabilities:
+    """What a registry supports, declared by its adapter so workflows never probe it."""
+
+    supports_aliases: bool
+    supports_stages: bool
+    supports_tags: bool = True
+    requires_signature: bool = False
+    kind: str = "mlflow"
+
+
+OSS_CAPABILITIES = RegistryCapabilities(supports_aliases=True, supports_stages=True, kind="mlflow")
+# Unity Catalog: aliases, no stages, and a model must carry a signature with inputs and outputs.
+UNITY_CATALOG_CAPABILITIES = RegistryCapabilities(
+    supports_aliases=True, supports_stages=False, requires_signature=True, kind="unity-catalog"
+)
+# The Databricks Workspace Model Registry: stages, but MLflow's client refuses every alias call.
+WORKSPACE_CAPABILITIES = RegistryCapabilities(
+    supports_aliases=False, supports_stages=True, kind="databricks-workspace"
+)
+
+
+def registry_kind(tracking_uri: str, registry_uri: str | None) -> str:
+    """Return which registry MLflow talks to for these URIs, by MLflow 3's own rule.
+
+    Without a registry URI, a `databricks` tracking URI means Unity Catalog (`databricks-uc`);
+    any other tracking URI is its own registry.
+    """
+    uri = registry_uri or tracking_uri
+    scheme = uri.split(":", 1)[0]
+    if scheme == "databricks-uc" or (not registry_uri and scheme == "databricks"):
+        return UNITY_CATALOG_CAPABILITIES.kind
+    if scheme == "databricks":
+        return WORKSPACE_CAPABILITIES.kind
+    return OSS_CAPABILITIES.kind
+
+
+class RunPhase(StrEnum):
+    """Where a run is in its life, as far as judging its model goes."""
+
+    NOT_FINISHED = "not_finished"  # RUNNING or SCHEDULED: judge it later
+    FINISHED = "finished"  # ended well: judge its model
+    FAILED = "failed"  # FAILED or KILLED: its model may be incomplete, never bless it
+    UNKNOWN = "unknown"  # no run to look at (a version registered from a path)
+
+
+_RUN_PHASES = {
+    "RUNNING": RunPhase.NOT_FINISHED,
+    "SCHEDULED": RunPhase.NOT_FINISHED,
+    "FINISHED": RunPhase.FINISHED,
+    "FAILED": RunPhase.FAILED,
+    "KILLED": RunPhase.FAILED,
+}
+
+
+def run_phase(status: str | None) -> RunPhase:
+    """Return the phase of a run status: the one rule for which run states count as finished."""
+    return _RUN_PHASES.get((status or "").upper(), RunPhase.UNKNOWN)
+
+
+READY = "READY"
 
 
 @dataclass(frozen=True)
@@ -36,6 +103,10 @@ class LoggedModel:
     has_signature: bool | None = None
     features: tuple[str, ...] = ()
     creation_ms: int | None = None
+    # MLflow 3 LoggedModel status (READY, PENDING, FAILED); None for a `runs:/` artifact dir.
+    status: str | None = None
+    # Whether the model directory holds an MLmodel file; None when it was not looked at.
+    has_mlmodel: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -54,9 +125,14 @@ class RunInfo:
     model_ids: tuple[str, ...] = ()
 
     @property
+    def phase(self) -> RunPhase:
+        """Return where the run is in its life (see `run_phase`)."""
+        return run_phase(self.status)
+
+    @property
     def finished(self) -> bool:
         """Tell whether the run ended successfully."""
-        return self.status == "FINISHED"
+        return self.phase is RunPhase.FINISHED
 
 
 @dataclass(frozen=True)
@@ -86,11 +162,18 @@ class RegisteredModel:
 
 
 class Registry(Protocol):
-    """What regpilot reads and writes; MLflow OSS and Databricks adapters implement it."""
+    """What regpilot reads and writes; MLflow OSS and Databricks adapters implement it.
 
-    supports_stages: bool
+    `capabilities` says what the registry supports; a call it does not support raises
+    Unsupported. `pages_read` counts the pages the last `iter_versions` read.
+    """
+
+    capabilities: RegistryCapabilities
+    pages_read: int
 
     def get_run(self, run_id: str) -> RunInfo: ...
+
+    def experiment_name(self, experiment_id: str) -> str | None: ...
 
     def logged_models(self, run: RunInfo) -> Sequence[LoggedModel]: ...
 

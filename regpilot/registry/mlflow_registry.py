@@ -24,6 +24,9 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
 from config.settings import Settings
 from regpilot.core.registry_port import (
+    OSS_CAPABILITIES,
+    UNITY_CATALOG_CAPABILITIES,
+    WORKSPACE_CAPABILITIES,
     LoggedModel,
     ModelVersion,
     NotFound,
@@ -32,6 +35,7 @@ from regpilot.core.registry_port import (
     RunInfo,
     TransientRegistryError,
     Unsupported,
+    registry_kind,
 )
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,11 @@ _PERMANENT = {
     "FEATURE_DISABLED",
 }
 _PAGE = 1000
+# MLflow's Workspace Model Registry store refuses alias calls locally, with no error code.
+_UNSUPPORTED_MARK = "is unsupported for models in the Workspace Model Registry"
+_CAPABILITIES = {
+    c.kind: c for c in (OSS_CAPABILITIES, UNITY_CATALOG_CAPABILITIES, WORKSPACE_CAPABILITIES)
+}
 
 
 def _translate(call: Callable[[], T]) -> T:
@@ -57,6 +66,8 @@ def _translate(call: Callable[[], T]) -> T:
         return call()
     except MlflowException as exc:
         code = getattr(exc, "error_code", "INTERNAL_ERROR")
+        if _UNSUPPORTED_MARK in str(exc.message):
+            raise Unsupported(exc.message) from exc
         if code in _NOT_FOUND:
             raise NotFound(exc.message) from exc
         if code in _PERMANENT:
@@ -94,8 +105,9 @@ class MlflowRegistry:
         if registry_uri:
             mlflow.set_registry_uri(registry_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-        self.unity_catalog = (registry_uri or "").startswith("databricks-uc")
-        self.supports_stages = not self.unity_catalog
+        self.capabilities = _CAPABILITIES[registry_kind(tracking_uri, registry_uri)]
+        self.unity_catalog = self.capabilities is UNITY_CATALOG_CAPABILITIES
+        self.pages_read = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MlflowRegistry:
@@ -150,7 +162,8 @@ class MlflowRegistry:
     def _logged_model(self, model_id: str) -> LoggedModel:
         model = _translate(lambda: self.client.get_logged_model(model_id))
         metrics = {m.key: float(m.value) for m in (model.metrics or [])}
-        mlmodel = self._read_mlmodel(f"{model.artifact_location.rstrip('/')}/MLmodel")
+        found = self._read_mlmodel(f"{model.artifact_location.rstrip('/')}/MLmodel")
+        mlmodel = found or {}
         return LoggedModel(
             model_id=model.model_id,
             name=model.name,
@@ -161,6 +174,8 @@ class MlflowRegistry:
             has_signature=bool(mlmodel.get("signature")) if mlmodel else None,
             features=_features(mlmodel),
             creation_ms=model.creation_timestamp,
+            status=str(model.status) if model.status is not None else None,
+            has_mlmodel=found is not None,  # without one the model cannot be loaded
         )
 
     def _artifact_models(self, run_id: str) -> list[LoggedModel]:
@@ -171,7 +186,7 @@ class MlflowRegistry:
                 continue
             children = _translate(lambda e=entry: self.client.list_artifacts(run_id, e.path))
             if any(c.path.endswith("/MLmodel") or c.path == "MLmodel" for c in children):
-                mlmodel = self._read_mlmodel(f"runs:/{run_id}/{entry.path}/MLmodel")
+                mlmodel = self._read_mlmodel(f"runs:/{run_id}/{entry.path}/MLmodel") or {}
                 models.append(
                     LoggedModel(
                         model_id=None,
@@ -180,19 +195,21 @@ class MlflowRegistry:
                         flavor=_flavor(mlmodel),
                         has_signature=bool(mlmodel.get("signature")) if mlmodel else None,
                         features=_features(mlmodel),
+                        has_mlmodel=True,  # listed only because the folder holds one
                     )
                 )
         return models
 
-    def _read_mlmodel(self, uri: str) -> dict[str, Any]:
+    def _read_mlmodel(self, uri: str) -> dict[str, Any] | None:
+        """Return the parsed MLmodel file, {} when unreadable, None when there is none."""
         try:
             text = _translate(lambda: _load_text(uri))
         except NotFound:
-            return {}
+            return None
         except RegistryError as exc:
             if isinstance(exc, TransientRegistryError):
                 raise
-            return {}
+            return None
         # libyaml's safe loader when PyYAML has it: the pure-Python one takes over 1 ms per
         # MLmodel, a noticeable share of an event's own (non-MLflow) time.
         loaded = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -374,6 +391,7 @@ class MlflowRegistry:
         prompts); the workflows set aliases only on models they have just read or registered,
         so the call goes straight to the registry client (the server validates the alias).
         """
+        self._require_aliases("set_registered_model_alias")
         registry_client = self.client._get_registry_client()  # type: ignore[no-untyped-call]
         _translate(
             functools.partial(registry_client.set_registered_model_alias, name, alias, str(version))
@@ -381,16 +399,24 @@ class MlflowRegistry:
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias; removing one that is already gone counts as done."""
+        self._require_aliases("delete_registered_model_alias")
         try:
             _translate(lambda: self.client.delete_registered_model_alias(name, alias))
         except NotFound:
             return
 
+    def _require_aliases(self, method: str) -> None:
+        if not self.capabilities.supports_aliases:
+            raise Unsupported(
+                f"Method {method!r} is unsupported for models in the Workspace Model Registry: "
+                "it has no aliases (regpilot maps challenger/champion to stages there)"
+            )
+
     def transition_stage(
         self, name: str, version: int, stage: str, archive_existing: bool
     ) -> ModelVersion:
         """Move a version to a legacy stage (not on Unity Catalog)."""
-        if not self.supports_stages:
+        if not self.capabilities.supports_stages:
             raise Unsupported(
                 "Unity Catalog has no stages: use aliases instead "
                 f"(regpilot alias set {name} champion {version})"

@@ -1,14 +1,15 @@
 """MLflow on Unity Catalog (`databricks-uc`): the rules that differ from a workspace/OSS registry.
 
 - No stages: `transition_stage` raises Unsupported (the base adapter already refuses it when
-  `supports_stages` is False); retention archives with a tag or deletes, never with a stage.
+  `capabilities.supports_stages` is False); retention archives with a tag or deletes, never
+  with a stage.
 - `search_model_versions` takes one condition (`name = ...` or `run_id = ...`), no `order_by`,
   and its results carry no tags and no aliases (MLflow's ModelVersionSearch): every version a
   workflow looks at is read again with `get_model_version`.
 - Deleting a version drops its aliases, so a version holding an alias is never deleted, checked
   against the registered model's alias map right before the call.
 - A model must have a signature with inputs and outputs; the gate checks it first
-  (`requires_signature`), and a signature without outputs counts as none.
+  (`capabilities.requires_signature`), and a signature without outputs counts as none.
 - Tag keys are snake_case letters, digits, '_' and ' ' (no `. , - = / :`), at most 255
   characters; values at most 1000 characters.
 """
@@ -19,7 +20,7 @@ import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from regpilot.core.registry_port import ModelVersion, RegistryError
+from regpilot.core.registry_port import UNITY_CATALOG_CAPABILITIES, ModelVersion, RegistryError
 from regpilot.core.tags import MAX_TAG_VALUE, is_safe_tag_key
 from regpilot.registry.mlflow_registry import MlflowRegistry, _quote, _translate
 
@@ -45,18 +46,18 @@ def tag_problems(tags: Mapping[str, str]) -> list[str]:
 class UnityCatalogRegistry(MlflowRegistry):
     """The MLflow adapter with Unity Catalog's rules (see the module docstring)."""
 
-    requires_signature = True
-
     def __init__(self, tracking_uri: str, registry_uri: str | None = "databricks-uc") -> None:
         super().__init__(tracking_uri, registry_uri)
         # Set here, not derived from the URI, so the rules hold whatever registry serves them.
         self.unity_catalog = True
-        self.supports_stages = False
+        self.capabilities = UNITY_CATALOG_CAPABILITIES
 
     # --- logged models --------------------------------------------------------------------
 
-    def _read_mlmodel(self, uri: str) -> dict[str, Any]:
+    def _read_mlmodel(self, uri: str) -> dict[str, Any] | None:
         mlmodel = super()._read_mlmodel(uri)
+        if mlmodel is None:
+            return None
         signature = mlmodel.get("signature")
         if isinstance(signature, dict) and not signature.get("outputs"):
             # Unity Catalog refuses an inputs-only signature: the gate must see no signature.

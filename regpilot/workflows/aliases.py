@@ -2,34 +2,73 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from regpilot.core.registry_port import NotFound
+from regpilot.core.registry_port import NotFound, Unsupported
 from regpilot.core.tags import PREVIOUS_CHAMPION, ROLLED_BACK
 from regpilot.workflows.context import Context
 from regpilot.workflows.governance import require_model, require_version
 from regpilot.workflows.refusals import Refused
+from regpilot.workflows.snapshot import ModelSnapshot, read_snapshot
+
+
+def point_alias(ctx: Context, snapshot: ModelSnapshot, alias: str, version: int) -> ModelSnapshot:
+    """Point `alias` at `version` in the registry's own terms; return the snapshot after it.
+
+    Where the registry has no aliases (Databricks Workspace Model Registry), the version moves
+    to the stage the policy maps the alias to, archiving the stage's previous version, so the
+    stage has one holder as an alias does. Raises Unsupported when the alias maps to nothing.
+    """
+    name = snapshot.name
+    stage = stage_for_alias(ctx, name, alias)
+    if stage is None:
+        ctx.registry.set_alias(name, alias, version)
+        return snapshot.with_alias(alias, version)
+    ctx.registry.transition_stage(name, version, stage, True)
+    return snapshot.with_stage(version, stage, True).with_alias(alias, version)
+
+
+def stage_for_alias(ctx: Context, name: str, alias: str) -> str | None:
+    """Return the stage that stands for `alias` on a registry without aliases (None: has them).
+
+    Raises Unsupported when the registry has no aliases and the policy maps `alias` to no stage.
+    """
+    capabilities = ctx.registry.capabilities
+    if capabilities.supports_aliases:
+        return None
+    stage = ctx.policy.for_model(name).aliases.stage_for(alias)
+    if stage is None or not capabilities.supports_stages:
+        raise Unsupported(
+            f"this registry ({capabilities.kind}) has no aliases and the policy maps "
+            f"{alias!r} to no stage (aliases.challenger_stage / aliases.champion_stage)"
+        )
+    return stage
 
 
 def move_alias_forward(
-    ctx: Context,
-    name: str,
-    alias: str,
-    version: int,
-    aliases: Mapping[str, int] | None = None,
-) -> bool:
+    ctx: Context, snapshot: ModelSnapshot, alias: str, version: int
+) -> tuple[bool, ModelSnapshot]:
     """Point `alias` at `version` unless it already points at that version or a newer one.
 
     An alias never moves backwards: when runs finish out of order, the newest passing version
-    keeps the alias. Returns True when the alias moved. Call with the model's lock held.
-    `aliases`: the model's alias map when the caller has just read it (else it is read here).
+    keeps the alias. Returns whether the alias moved, and the snapshot after it. Where the
+    alias maps to nothing on this registry, nothing moves (recorded once; never retried).
+    Call with the model's lock held.
     """
-    if aliases is None:
-        aliases = ctx.registry.get_registered_model(name).aliases
-    current = aliases.get(alias)
+    name = snapshot.name
+    current = snapshot.aliases.get(alias)
     if current is not None and current >= version:
-        return False
-    ctx.registry.set_alias(name, alias, version)
+        return False, snapshot
+    try:
+        after = point_alias(ctx, snapshot, alias, version)
+    except Unsupported as exc:
+        ctx.record(
+            name,
+            "alias_unavailable",
+            identity=f"{alias}:{version}",
+            alias=alias,
+            version=version,
+            reason=str(exc),
+        )
+        return False, snapshot
     ctx.record(
         name,
         "alias",
@@ -38,23 +77,27 @@ def move_alias_forward(
         version=version,
         previous=current,
     )
-    return True
+    return True, after
 
 
-def promote(ctx: Context, name: str, champion_alias: str, version: int) -> int | None:
+def promote(
+    ctx: Context, snapshot: ModelSnapshot, champion_alias: str, version: int
+) -> tuple[int | None, ModelSnapshot]:
     """Move the champion alias to `version`, keeping the previous champion findable.
 
-    The previous champion version is written to the new champion's `previous_champion` tag so
-    `regpilot rollback` can restore it. Returns the previous champion version.
+    The previous champion version is written to the new champion's `previous_champion` tag
+    (before the alias moves) so `regpilot rollback` can restore it. Returns the previous
+    champion version and the snapshot after the move.
     """
-    previous = ctx.registry.get_registered_model(name).aliases.get(champion_alias)
+    name = snapshot.name
+    previous = snapshot.aliases.get(champion_alias)
     if previous == version:
-        return previous
+        return previous, snapshot
     tags = ctx.decision_tags("promotion", alias=champion_alias, previous=previous)
     if previous is not None:
         tags[PREVIOUS_CHAMPION] = str(previous)
     ctx.registry.set_version_tags(name, version, tags)
-    ctx.registry.set_alias(name, champion_alias, version)
+    after = point_alias(ctx, snapshot, champion_alias, version)
     ctx.record(
         name,
         "promotion",
@@ -63,7 +106,7 @@ def promote(ctx: Context, name: str, champion_alias: str, version: int) -> int |
         version=version,
         previous=previous,
     )
-    return previous
+    return previous, after
 
 
 def set_alias_by_hand(ctx: Context, name: str, alias: str, version: int) -> int | None:
@@ -73,15 +116,17 @@ def set_alias_by_hand(ctx: Context, name: str, alias: str, version: int) -> int 
     Call with the model's lock held.
     """
     require_version(ctx, name, version)  # an unknown version fails before anything moves
+    stage_for_alias(ctx, name, alias)  # so does an alias this registry cannot hold
+    snapshot = read_snapshot(ctx, name)
     if alias == ctx.policy.for_model(name).aliases.champion:
-        return promote(ctx, name, alias, version)
-    previous = ctx.registry.get_registered_model(name).aliases.get(alias)
+        return promote(ctx, snapshot, alias, version)[0]
+    previous = snapshot.aliases.get(alias)
     if previous == version:
         return previous
-    ctx.registry.set_alias(name, alias, version)
     ctx.registry.set_version_tags(
         name, version, ctx.decision_tags("alias", alias=alias, previous=previous)
     )
+    point_alias(ctx, snapshot, alias, version)
     ctx.record(name, "alias", alias=alias, version=version, previous=previous)
     return previous
 
@@ -104,7 +149,9 @@ def rollback(ctx: Context, name: str) -> tuple[int, int]:
     champion; rolling back again walks further back. Call with the model's lock held.
     """
     alias = ctx.policy.for_model(name).aliases.champion
-    current = require_model(ctx, name).aliases.get(alias)
+    require_model(ctx, name)
+    snapshot = read_snapshot(ctx, name)
+    current = snapshot.aliases.get(alias)
     if current is None:
         raise Refused(f"model {name!r} has no {alias!r} alias: nothing to roll back")
     recorded = ctx.registry.get_version(name, current).tags.get(PREVIOUS_CHAMPION, "")
@@ -121,10 +168,7 @@ def rollback(ctx: Context, name: str) -> tuple[int, int]:
             f"the previous champion, version {target} of {name!r}, no longer exists; "
             f"{alias!r} stays on version {current}"
         ) from exc
-    ctx.registry.set_alias(name, alias, target)
-    ctx.registry.set_version_tags(
-        name, target, ctx.decision_tags("rollback", alias=alias, restored_from=current)
-    )
+    # The tags go first: a move that fails must not leave the demoted version promotable.
     ctx.registry.set_version_tags(
         name,
         current,
@@ -133,5 +177,9 @@ def rollback(ctx: Context, name: str) -> tuple[int, int]:
             ROLLED_BACK: "true",
         },
     )
+    ctx.registry.set_version_tags(
+        name, target, ctx.decision_tags("rollback", alias=alias, restored_from=current)
+    )
+    point_alias(ctx, snapshot, alias, target)
     ctx.record(name, "rollback", alias=alias, version=target, previous=current)
     return current, target

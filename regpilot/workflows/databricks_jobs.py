@@ -17,7 +17,13 @@ from regpilot.core.databricks import (
     JobsPort,
     job_run_lookup_ids,
 )
-from regpilot.core.registry_port import NotFound, RegistryError, TransientRegistryError
+from regpilot.core.registry_port import (
+    NotFound,
+    RegistryError,
+    RunPhase,
+    TransientRegistryError,
+    run_phase,
+)
 from regpilot.workflows.context import Context
 from regpilot.workflows.run_completed import process_run_completed
 from regpilot.workflows.validation import NoLoggedModel, NoModelName
@@ -89,9 +95,10 @@ def process_job_completed(
 
 
 def _process_run(ctx: Context, run: FoundRun) -> RunResult:
-    if run.status != "FINISHED":
-        # A run still RUNNING after its task ended crashed without ending; FAILED/KILLED runs
-        # are not candidates. Neither is registered.
+    if run_phase(run.status) not in (RunPhase.FINISHED, RunPhase.FAILED):
+        # A run still RUNNING after its task ended crashed without ending: it never finishes,
+        # so waiting for it is pointless. A FAILED/KILLED run goes on, to get its FAILED
+        # verdict (tags, report, history) like on every other path.
         return RunResult(run.run_id, run.job_run_id, "skipped", f"MLflow run is {run.status}")
     try:
         outcomes = process_run_completed(ctx, run.run_id, None)

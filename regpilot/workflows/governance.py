@@ -14,6 +14,7 @@ from regpilot.core.registry_port import ModelVersion, NotFound, RegisteredModel,
 from regpilot.core.tags import VALIDATION_STATUS
 from regpilot.workflows.context import Context
 from regpilot.workflows.refusals import Refused
+from regpilot.workflows.snapshot import read_snapshot
 from regpilot.workflows.validation import candidate_for, champion_metrics, subject_of_version
 
 STAGES = ("None", "Staging", "Production", "Archived")
@@ -85,7 +86,7 @@ def transition(
 
     Unity Catalog has no stages: that is refused before any registry call.
     """
-    if not ctx.registry.supports_stages:
+    if not ctx.registry.capabilities.supports_stages:
         raise Unsupported(
             "this registry (Unity Catalog) has no stages: use aliases instead, e.g. "
             f"`regpilot alias set {name} champion {version}`"
@@ -133,7 +134,7 @@ def backtest(
     rules = ctx.policy.for_model(name).gate_rules()
     champ, champ_version = (None, None)
     if rules.champion is not None:
-        champ, champ_version = champion_metrics(ctx, name)
+        champ, champ_version = champion_metrics(ctx, read_snapshot(ctx, name))
     versions = sorted(ctx.registry.iter_versions(name), key=lambda v: v.version, reverse=True)
     rows = []
     for index, listed in enumerate(versions, start=1):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from regpilot.core.gate import Verdict
 from regpilot.core.registry_port import LoggedModel, ModelVersion, RunInfo
@@ -20,6 +20,7 @@ from regpilot.core.tags import (
     fit_json,
 )
 from regpilot.workflows.context import Context
+from regpilot.workflows.snapshot import ModelSnapshot
 
 
 def _iso(ms: int | None) -> str | None:
@@ -67,29 +68,26 @@ def version_tags(
 
 def register_once(
     ctx: Context,
-    name: str,
+    snapshot: ModelSnapshot,
     run: RunInfo,
     model: LoggedModel,
     verdict: Verdict | None,
     *,
     description: str | None = None,
     extra_tags: Mapping[str, str] | None = None,
-    versions: Sequence[ModelVersion] | None = None,
-) -> tuple[ModelVersion, bool]:
-    """Register `model` under `name` unless a version from the same run and model exists.
+) -> tuple[ModelVersion, bool, ModelSnapshot]:
+    """Register `model` unless the snapshot holds a version from the same run and model.
 
-    Returns the version and whether it was created now. Call with the model's lock held, so two
-    deliveries of the same event cannot both create a version. `versions`: every version of the
-    model, when the caller has just read them (else the versions from the run are searched).
+    Returns the version, whether it was created now, and the snapshot with it. The version is
+    created with its verdict tags in the same call, so it never exists without its verdict.
+    Call with the model's lock held (the snapshot read under it), so two deliveries of the same
+    event cannot both create a version.
     """
-    if versions is not None:
-        from_run: Sequence[ModelVersion] = [v for v in versions if v.run_id == run.run_id]
-    else:
-        from_run = ctx.registry.versions_from_run(name, run.run_id)
-    for existing in from_run:
+    name = snapshot.name
+    for existing in snapshot.from_run(run.run_id):
         if existing.source == model.uri or existing.tags.get(SOURCE_RUN_ID) == run.run_id:
             _update_existing(ctx, existing, description, extra_tags)
-            return existing, False
+            return existing, False, snapshot
     decision = ctx.decision_tags(
         "registration", run_id=run.run_id, verdict=verdict.status if verdict else "SKIPPED"
     )
@@ -108,7 +106,7 @@ def register_once(
         run_id=run.run_id,
         verdict=verdict.status if verdict else "SKIPPED",
     )
-    return version, True
+    return version, True, snapshot.with_version(version)
 
 
 def _update_existing(

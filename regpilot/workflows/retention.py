@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from regpilot.core.registry_port import ModelVersion
 from regpilot.core.retention import PruneAction, RetentionPlan, VersionState, plan_retention
 from regpilot.core.tags import PREVIOUS_CHAMPION, RETENTION_STATUS
 from regpilot.workflows.context import Context
+from regpilot.workflows.snapshot import ModelSnapshot
 
 
 @dataclass(frozen=True)
@@ -20,35 +20,27 @@ class RetentionResult:
     pages_read: int
 
 
-def plan_for(
-    ctx: Context,
-    name: str,
-    keep: int | None = None,
-    versions: Sequence[ModelVersion] | None = None,
-    aliases: Mapping[str, int] | None = None,
-) -> tuple[RetentionPlan, int]:
-    """Read the model's versions and aliases and plan a pass (changes nothing).
+def plan_for(ctx: Context, snapshot: ModelSnapshot, keep: int | None = None) -> RetentionPlan:
+    """Plan a retention pass over the snapshot (changes nothing).
 
-    `versions` and `aliases`: what the caller read earlier under the same lock and kept up to
-    date, so a task reads each once.
+    Every alias holder in the snapshot (on a registry without aliases, the version in each
+    alias's stage) is protected, and so is the champion's rollback target.
     """
+    name = snapshot.name
     rules = ctx.policy.for_model(name).retention_rules()
     if keep is not None:
         rules = type(rules)(keep=keep, action=rules.action, protected_stages=rules.protected_stages)
+    aliases = snapshot.aliases
+    # Version search results carry no aliases: the snapshot's alias map is the whole truth.
     states = [
-        VersionState(v.version, v.aliases, v.stage, dict(v.tags))
-        for v in (versions if versions is not None else ctx.registry.iter_versions(name))
+        VersionState(
+            v.version,
+            tuple(a for a, n in aliases.items() if n == v.version),
+            v.stage,
+            dict(v.tags),
+        )
+        for v in snapshot.versions
     ]
-    pages = int(getattr(ctx.registry, "pages_read", 0))
-    if aliases is None:
-        # Version search results carry no aliases: read them from the registered model.
-        aliases = ctx.registry.get_registered_model(name).aliases
-    else:
-        # The caller's map is newer than the alias lists the versions were read with.
-        states = [
-            replace(s, aliases=tuple(a for a, v in aliases.items() if v == s.version))
-            for s in states
-        ]
     extra: dict[int, str] = {}
     for alias, version in aliases.items():
         extra[version] = f"alias {alias}" if version not in extra else extra[version] + f",{alias}"
@@ -57,7 +49,7 @@ def plan_for(
     )
     if rollback_target is not None:
         extra.setdefault(rollback_target, "previous champion (the rollback target)")
-    return plan_retention(states, rules, extra), pages
+    return plan_retention(states, rules, extra)
 
 
 def _rollback_target(states: list[VersionState], champion: int | None) -> int | None:
@@ -72,18 +64,16 @@ def _rollback_target(states: list[VersionState], champion: int | None) -> int | 
 
 def enforce_retention(
     ctx: Context,
-    name: str,
+    snapshot: ModelSnapshot,
     *,
     keep: int | None = None,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
-    versions: Sequence[ModelVersion] | None = None,
-    aliases: Mapping[str, int] | None = None,
 ) -> RetentionResult:
     """Plan and (unless dry_run) apply a retention pass. Call with the model's lock held."""
-    plan, pages = plan_for(ctx, name, keep, versions, aliases)
-    applied = () if dry_run else apply_plan(ctx, name, plan, progress)
-    return RetentionResult(plan, applied, pages)
+    plan = plan_for(ctx, snapshot, keep)
+    applied = () if dry_run else apply_plan(ctx, snapshot.name, plan, progress)
+    return RetentionResult(plan, applied, snapshot.pages_read)
 
 
 def apply_plan(
@@ -102,7 +92,7 @@ def apply_plan(
         if plan.action is PruneAction.DELETE:
             ctx.registry.delete_version(name, entry.version)
         else:
-            if ctx.registry.supports_stages:
+            if ctx.registry.capabilities.supports_stages:
                 ctx.registry.transition_stage(name, entry.version, "Archived", False)
             decision = ctx.decision_tags("retention", action="archive", reason=entry.reason)
             ctx.registry.set_version_tags(

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from regpilot.core.gate import Verdict, should_promote
-from regpilot.core.registry_port import ModelVersion, NotFound, RunInfo
+from regpilot.core.registry_port import RunInfo
 from regpilot.core.tags import FAILED, PASSED, ROLLED_BACK, VALIDATION_REPORT, VALIDATION_STATUS
 from regpilot.workflows.aliases import move_alias_forward, promote
 from regpilot.workflows.context import Context
 from regpilot.workflows.registration import register_once
 from regpilot.workflows.retention import enforce_retention
-from regpilot.workflows.validation import Target, champion_metrics, judge, targets_for
-
-
-class RunNotFinished(Exception):
-    """The run is still RUNNING: the notification came early, so try again later."""
-
+from regpilot.workflows.snapshot import ModelSnapshot, read_snapshot
+from regpilot.workflows.validation import RunNotFinished as RunNotFinished  # tasks import it
+from regpilot.workflows.validation import (
+    Target,
+    champion_metrics,
+    judge,
+    require_settled,
+    targets_for,
+)
 
 SKIPPED = "SKIPPED"
 
@@ -71,18 +75,31 @@ def process_run_completed(
 ) -> list[Outcome]:
     """Handle a run-completion notification end to end; safe to run twice.
 
-    The CLI's `register-model` comes through here too, with its `options`.
+    Per model: one snapshot read under its lock; the gate; registration (the version is created
+    with its verdict tags); then the run's verdict tags; only then the alias moves, promotion
+    and retention, so a move that fails never hides a verdict. The CLI's `register-model`
+    comes through here too, with its `options`.
     """
     options = options or RegistrationOptions()
     run = ctx.registry.get_run(run_id)
-    if run.status == "RUNNING" or run.status == "SCHEDULED":
-        raise RunNotFinished(f"run {run_id} is {run.status}")
-    outcomes = []
-    for target in targets_for(ctx, run, model_name):
-        outcomes.append(_process_target(ctx, run, target, options))
+    require_settled(run)
+    targets = targets_for(ctx, run, model_name)
+    with ExitStack() as locks:
+        # Every model's lock for the whole event, in one order, so two events cannot deadlock.
+        for name in sorted({t.name for t in targets}):
+            locks.enter_context(ctx.lock(name))
+        staged = [(t, *_judge_and_register(ctx, run, t, options)) for t in targets]
+        _tag_run(ctx, run, [outcome for _, outcome, _ in staged])
+        for target, outcome, snapshot in staged:
+            if snapshot is not None:
+                _advance(ctx, run, target, outcome, snapshot)
+    return [outcome for _, outcome, _ in staged]
+
+
+def _tag_run(ctx: Context, run: RunInfo, outcomes: list[Outcome]) -> None:
     judged = [o for o in outcomes if not o.skipped]
     if not judged:
-        return outcomes  # a skipped validation says nothing about the run
+        return  # a skipped validation says nothing about the run
     statuses = {o.verdict.status for o in judged}
     report = judged[0].verdict.report() if len(judged) == 1 else "see model versions"
     ctx.registry.set_run_tags(
@@ -92,82 +109,77 @@ def process_run_completed(
             VALIDATION_REPORT: report,
         },
     )
-    return outcomes
 
 
-def _process_target(
+def _judge_and_register(
     ctx: Context, run: RunInfo, target: Target, options: RegistrationOptions
-) -> Outcome:
+) -> tuple[Outcome, ModelSnapshot | None]:
+    # Returns the outcome and, for a registered version, the snapshot to go on with.
     name = target.name
-    policy = ctx.policy.for_model(name)
-    with ctx.lock(name):
-        if options.skip_validation:
-            return _register_unvalidated(ctx, run, target, options)
-        verdict = judge(ctx, name, run, target.model)
-        ctx.record(
-            name,
-            "gate",
-            identity=f"run:{run.run_id}:{target.model.uri}:{verdict.status}",
-            run_id=run.run_id,
-            verdict=verdict.status,
-            checks=verdict.as_dict()["checks"],
+    if options.skip_validation:
+        return _register_unvalidated(ctx, run, target, options)
+    verdict, snapshot = judge(ctx, name, run, target.model)
+    ctx.record(
+        name,
+        "gate",
+        identity=f"run:{run.run_id}:{target.model.uri}:{verdict.status}",
+        run_id=run.run_id,
+        verdict=verdict.status,
+        checks=verdict.as_dict()["checks"],
+    )
+    outcome = Outcome(name, run.run_id, verdict)
+    if not verdict.passed:
+        return outcome, None
+    version, created, snapshot = register_once(
+        ctx,
+        snapshot or read_snapshot(ctx, name),
+        run,
+        target.model,
+        verdict,
+        description=options.description,
+        extra_tags=options.tags,
+    )
+    outcome.version, outcome.created = version.version, created
+    return outcome, snapshot
+
+
+def _advance(
+    ctx: Context, run: RunInfo, target: Target, outcome: Outcome, snapshot: ModelSnapshot
+) -> None:
+    # After the verdicts are written: challenger, champion, retention (a skipped validation
+    # gets no alias: `challenger` means "passed its gate").
+    assert outcome.version is not None
+    policy = ctx.policy.for_model(outcome.model_name)
+    if not outcome.skipped:
+        moved, snapshot = move_alias_forward(
+            ctx, snapshot, policy.aliases.challenger, outcome.version
         )
-        outcome = Outcome(name, run.run_id, verdict)
-        if not verdict.passed:
-            return outcome
-        # Under the lock, one read of the versions and one of the aliases serve the
-        # registration check, the alias move and the retention pass (REST calls per event).
-        versions: list[ModelVersion] | None = _versions_of(ctx, name)
-        version, created = register_once(
-            ctx,
-            name,
-            run,
-            target.model,
-            verdict,
-            description=options.description,
-            extra_tags=options.tags,
-            versions=versions,
-        )
-        outcome.version, outcome.created = version.version, created
-        if created and versions is not None:
-            versions.append(version)
-        aliases: dict[str, int] | None = dict(ctx.registry.get_registered_model(name).aliases)
-        if move_alias_forward(ctx, name, policy.aliases.challenger, version.version, aliases):
+        if moved:
             outcome.aliases.append(policy.aliases.challenger)
-            aliases = {**(aliases or {}), policy.aliases.challenger: version.version}
+        version = snapshot.version(outcome.version)
         rule = policy.champion_rule()
         # A version someone rolled back stays demoted, even when its event is redelivered.
-        if policy.auto_promote and rule is not None and version.tags.get(ROLLED_BACK) != "true":
-            champ, champ_version = champion_metrics(ctx, name)
-            if champ_version != str(version.version) and should_promote(
+        rolled_back = version is not None and version.tags.get(ROLLED_BACK) == "true"
+        if policy.auto_promote and rule is not None and not rolled_back:
+            champ, champ_version = champion_metrics(ctx, snapshot)
+            if champ_version != str(outcome.version) and should_promote(
                 outcome_metrics(run, target), champ, rule
             ):
-                promote(ctx, name, policy.aliases.champion, version.version)
+                _, snapshot = promote(ctx, snapshot, policy.aliases.champion, outcome.version)
                 outcome.aliases.append(policy.aliases.champion)
-                versions, aliases = None, None  # promotion rewrote both: retention rereads
-        outcome.pruned = list(
-            enforce_retention(ctx, name, versions=versions, aliases=aliases).applied
-        )
-    return outcome
-
-
-def _versions_of(ctx: Context, name: str) -> list[ModelVersion]:
-    try:
-        return list(ctx.registry.iter_versions(name))
-    except NotFound:
-        return []  # no such model yet: the registration creates it
+    outcome.pruned = list(enforce_retention(ctx, snapshot).applied)
 
 
 def _register_unvalidated(
     ctx: Context, run: RunInfo, target: Target, options: RegistrationOptions
-) -> Outcome:
+) -> tuple[Outcome, ModelSnapshot]:
     # Skipped on request: registered and tagged validation_skipped, but no `challenger`
-    # (that alias means "passed its gate") and no promotion. Call with the lock held.
+    # and no promotion. Call with the lock held.
     name = target.name
     ctx.record(name, "gate", run_id=run.run_id, verdict=SKIPPED, checks=[])
-    version, created = register_once(
+    version, created, snapshot = register_once(
         ctx,
-        name,
+        read_snapshot(ctx, name),
         run,
         target.model,
         None,
@@ -175,8 +187,7 @@ def _register_unvalidated(
         extra_tags=options.tags,
     )
     outcome = Outcome(name, run.run_id, Verdict(()), version.version, created, skipped=True)
-    outcome.pruned = list(enforce_retention(ctx, name).applied)
-    return outcome
+    return outcome, snapshot
 
 
 def outcome_metrics(run: RunInfo, target: Target) -> dict[str, float]:

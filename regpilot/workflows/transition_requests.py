@@ -12,7 +12,7 @@ from typing import Any
 from regpilot.core.databricks import REVIEWED_STAGES, TransitionPort, transition_comment
 from regpilot.core.registry_port import NotFound
 from regpilot.workflows.context import Context
-from regpilot.workflows.validation import judge, subject_of_version
+from regpilot.workflows.validation import judge, require_settled, subject_of_version
 
 
 @dataclass
@@ -48,7 +48,8 @@ def process_transition_request(
     with ctx.lock(name):
         stored = ctx.registry.get_version(name, version)
         run, model = subject_of_version(ctx, stored)
-        verdict = judge(ctx, name, run, model)
+        require_settled(run)
+        verdict, _ = judge(ctx, name, run, model)
         action = "approve" if verdict.passed else "reject"
         answered: list[str] = []
         for target in reviewed:

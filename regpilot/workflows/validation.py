@@ -7,9 +7,10 @@ from dataclasses import dataclass, replace
 
 from regpilot.core.gate import Candidate, Verdict, evaluate
 from regpilot.core.naming import InvalidModelName
-from regpilot.core.registry_port import LoggedModel, ModelVersion, NotFound, RunInfo
+from regpilot.core.registry_port import LoggedModel, ModelVersion, NotFound, RunInfo, RunPhase
 from regpilot.core.tags import MODEL_NAME_RUN_TAG
 from regpilot.workflows.context import Context
+from regpilot.workflows.snapshot import ModelSnapshot, read_snapshot
 
 
 class NoModelName(Exception):
@@ -18,6 +19,10 @@ class NoModelName(Exception):
 
 class NoLoggedModel(Exception):
     """The run logged no model, so there is nothing to validate or register."""
+
+
+class RunNotFinished(Exception):
+    """The run is still RUNNING or SCHEDULED: the notification came early, so try again later."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,16 @@ def candidate_for(run: RunInfo, model: LoggedModel | None) -> Candidate:
         params=params,
         tags=dict(run.tags),
         has_signature=model.has_signature if model is not None else None,
+        run_status=run.status if run.run_id else None,
+        model_status=model.status if model is not None else None,
+        has_mlmodel=model.has_mlmodel if model is not None else None,
     )
+
+
+def require_settled(run: RunInfo) -> None:
+    """Raise RunNotFinished while the run may still change (core's `run_phase` decides)."""
+    if run.phase is RunPhase.NOT_FINISHED:
+        raise RunNotFinished(f"run {run.run_id} is {run.status}")
 
 
 def targets_for(ctx: Context, run: RunInfo, explicit_name: str | None) -> list[Target]:
@@ -55,9 +69,7 @@ def targets_for(ctx: Context, run: RunInfo, explicit_name: str | None) -> list[T
         raise NoLoggedModel(f"run {run.run_id} logged no model")
     name = explicit_name or run.tags.get(MODEL_NAME_RUN_TAG)
     if not name and ctx.policy.name_mapping:
-        experiment_name = getattr(ctx.registry, "experiment_name", lambda _e: None)(
-            run.experiment_id
-        )
+        experiment_name = run.experiment_name or ctx.registry.experiment_name(run.experiment_id)
         name = ctx.policy.mapped_name(experiment_name)
     try:
         if name:
@@ -68,35 +80,42 @@ def targets_for(ctx: Context, run: RunInfo, explicit_name: str | None) -> list[T
         raise NoModelName(str(exc)) from exc
 
 
-def champion_metrics(ctx: Context, name: str) -> tuple[Mapping[str, float] | None, str | None]:
+def champion_metrics(
+    ctx: Context, snapshot: ModelSnapshot
+) -> tuple[Mapping[str, float] | None, str | None]:
     """Return the current champion's metrics and version, or (None, None) when there is none."""
-    policy = ctx.policy.for_model(name)
-    try:
-        registered = ctx.registry.get_registered_model(name)
-    except NotFound:
-        return None, None
-    version = registered.aliases.get(policy.aliases.champion)
+    version = snapshot.aliases.get(ctx.policy.for_model(snapshot.name).aliases.champion)
     if version is None:
         return None, None
-    champion = ctx.registry.get_version(name, version)
+    champion = snapshot.version(version)
+    if champion is None:
+        champion = ctx.registry.get_version(snapshot.name, version)
     if not champion.run_id:
         return {}, str(version)
     return dict(ctx.registry.get_run(champion.run_id).metrics), str(version)
 
 
-def judge(ctx: Context, name: str, run: RunInfo, model: LoggedModel | None) -> Verdict:
-    """Evaluate a model against its registered model's policy."""
+def judge(
+    ctx: Context, name: str, run: RunInfo, model: LoggedModel | None
+) -> tuple[Verdict, ModelSnapshot | None]:
+    """Evaluate a model against its registered model's policy.
+
+    Returns the verdict and, when the policy compares with the champion, the snapshot read for
+    it (else None), so a caller that goes on to register reads the model once.
+    """
     policy = ctx.policy.for_model(name)
     rules = policy.gate_rules()
-    if getattr(ctx.registry, "requires_signature", False) and not rules.require_signature:
+    if ctx.registry.capabilities.requires_signature and not rules.require_signature:
         # Unity Catalog refuses a model without a signature, whatever the policy says.
         rules = replace(rules, require_signature=True)
-    champ, champ_version = (None, None)
+    champ, champ_version, snapshot = None, None, None
     if rules.champion is not None:
-        champ, champ_version = champion_metrics(ctx, name)
-    return evaluate(
+        snapshot = read_snapshot(ctx, name)
+        champ, champ_version = champion_metrics(ctx, snapshot)
+    verdict = evaluate(
         candidate_for(run, model), rules, champion_metrics=champ, champion_version=champ_version
     )
+    return verdict, snapshot
 
 
 def subject_of_version(ctx: Context, stored: ModelVersion) -> tuple[RunInfo, LoggedModel | None]:

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from regpilot.core.tags import (
     FRAMEWORK,
+    PASSED,
+    REGISTERED_BY,
+    REGISTERED_BY_US,
     SOURCE_RUN_ID,
     VALIDATION_REPORT,
     VALIDATION_STATUS,
@@ -13,7 +16,8 @@ from regpilot.core.tags import (
 from regpilot.workflows.aliases import move_alias_forward
 from regpilot.workflows.context import Context
 from regpilot.workflows.retention import enforce_retention
-from regpilot.workflows.validation import judge, subject_of_version
+from regpilot.workflows.snapshot import ModelSnapshot, read_snapshot
+from regpilot.workflows.validation import judge, require_settled, subject_of_version
 
 
 @dataclass(frozen=True)
@@ -31,19 +35,29 @@ class VersionOutcome:
 
 
 def process_version_created(ctx: Context, name: str, version: int) -> VersionOutcome:
-    """Validate a version that appeared in the registry; skip one already validated."""
+    """Validate a version that appeared in the registry; skip one already validated.
+
+    The verdict tags are written first, then the alias moves and retention: a move that fails
+    never hides a verdict. A redelivery of a version that already PASSED (and that regpilot did
+    not register itself; the run path moves those) finishes the moves, which are idempotent.
+    """
     with ctx.lock(name):
         stored = ctx.registry.get_version(name, version)
-        if VALIDATION_STATUS in stored.tags:
+        recorded = stored.tags.get(VALIDATION_STATUS)
+        if recorded is not None:
+            if recorded == PASSED and stored.tags.get(REGISTERED_BY) != REGISTERED_BY_US:
+                _advance(ctx, read_snapshot(ctx, name), version)
             return VersionOutcome(name, version, "skipped", "already validated")
         run, model = subject_of_version(ctx, stored)
-        verdict = judge(ctx, name, run, model)
+        require_settled(run)
+        verdict, snapshot = judge(ctx, name, run, model)
         tags = {VALIDATION_REPORT: verdict.report()}
         if stored.run_id and SOURCE_RUN_ID not in stored.tags:
             tags[SOURCE_RUN_ID] = stored.run_id
         if model is not None and model.flavor and FRAMEWORK not in stored.tags:
             tags[FRAMEWORK] = model.flavor
-        tags[VALIDATION_STATUS] = verdict.status  # written last: it marks the work done
+        tags[VALIDATION_STATUS] = verdict.status
+        ctx.registry.set_version_tags(name, version, tags)
         ctx.record(
             name,
             "gate",
@@ -54,10 +68,12 @@ def process_version_created(ctx: Context, name: str, version: int) -> VersionOut
             checks=verdict.as_dict()["checks"],
         )
         if verdict.passed:
-            policy = ctx.policy.for_model(name)
-            move_alias_forward(ctx, name, policy.aliases.challenger, version)
-            enforce_retention(ctx, name)
-        # The validation tags go last: they mark the work done, so a task that dies before
-        # this point is redone in full on redelivery.
-        ctx.registry.set_version_tags(name, version, tags)
+            _advance(ctx, snapshot or read_snapshot(ctx, name), version)
         return VersionOutcome(name, version, verdict.status)
+
+
+def _advance(ctx: Context, snapshot: ModelSnapshot, version: int) -> None:
+    # A passing version becomes the challenger (forward only), then retention runs.
+    alias = ctx.policy.for_model(snapshot.name).aliases.challenger
+    _, snapshot = move_alias_forward(ctx, snapshot, alias, version)
+    enforce_retention(ctx, snapshot)

@@ -34,6 +34,8 @@ def test_passing_run_registers_one_version_with_seed_tags_and_challenger(stack, 
     assert status == 202 and answer["status"] == "queued"
 
     wait_until(lambda: _verdict(client, run_id), message="run verdict")
+    # The verdict is written before the alias moves: wait for the event to finish.
+    wait_until(lambda: _all_processed(stack), timeout=60, message="event processed")
     versions = _versions(client, "core-pass")
     assert len(versions) == 1
     version = client.get_model_version("core-pass", versions[0].version)
@@ -141,6 +143,12 @@ def test_hand_registered_version_is_validated_through_mlflows_own_webhook(stack,
 
     passed = wait_until(lambda: tagged(good_version), message="webhook-driven validation")
     failed = wait_until(lambda: tagged(bad_version), message="webhook-driven validation")
+    # The verdict tags come before the alias move: wait for the move, then read again.
+    wait_until(
+        lambda: client.get_registered_model("core-by-hand").aliases.get("challenger"),
+        message="challenger",
+    )
+    passed = client.get_model_version("core-by-hand", good_version)
     assert passed.tags["validation_status"] == "PASSED"
     assert passed.tags["source_run_id"] == good
     assert "challenger" in passed.aliases

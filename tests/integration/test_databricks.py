@@ -447,7 +447,10 @@ def test_model_version_created_validates_tags_and_aliases_the_version(dbx, clien
         mv = client.get_model_version(name, str(version))
         return mv if "validation_status" in mv.tags else None
 
-    stored = wait_until(validated, message="version validated")
+    wait_until(validated, message="version validated")
+    # The verdict tags come before the alias move: wait for the move, then read again.
+    wait_until(lambda: client.get_registered_model(name).aliases.get("challenger"), message="alias")
+    stored = client.get_model_version(name, str(version))
     assert stored.tags["validation_status"] == "PASSED"
     assert "challenger" in stored.aliases
     [gate] = [d for d in dbx["store"].decisions(name) if d["kind"] == "gate"]

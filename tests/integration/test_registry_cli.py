@@ -343,14 +343,14 @@ def test_transition_moves_stages_and_archives_existing(cli_settings, client, sto
 def test_transition_on_a_registry_without_stages_says_to_use_aliases(cli_settings, client):
     from config.policy import load_policy
     from regpilot.cli.registry_session import CliContext
-    from regpilot.core.registry_port import Unsupported
+    from regpilot.core.registry_port import UNITY_CATALOG_CAPABILITIES, Unsupported
     from regpilot.registry.mlflow_registry import MlflowRegistry
     from regpilot.workflows.governance import transition
 
     name = unique("cli-nostage")
     version = register(cli_settings, name, PASSING)
     registry = MlflowRegistry(cli_settings.mlflow_tracking_uri)
-    registry.supports_stages = False  # what Unity Catalog reports
+    registry.capabilities = UNITY_CATALOG_CAPABILITIES  # no stages, as on Unity Catalog
     ctx = CliContext(registry, load_policy(cli_settings.policy_file), cli_settings)
     with pytest.raises(Unsupported, match="use aliases instead"):
         transition(ctx, name, version, "Production", archive_existing=False)
@@ -488,6 +488,16 @@ def test_auto_promotion_through_the_worker_shows_in_history_and_rolls_back(stack
 
     notify(train_run(PASSING))
     notify(train_run({**PASSING, "test_accuracy": 0.99}))
+    # The verdict is written before the alias moves: wait for the promotion's record.
+    from regpilot.stores.redis_store import RedisStore
+
+    wait_until(
+        lambda: any(
+            d["kind"] == "promotion" and d["version"] == 2
+            for d in RedisStore.from_settings(settings).decisions(name)
+        ),
+        message="promotion recorded",
+    )
     assert client.get_registered_model(name).aliases["champion"] == "2"
 
     shown = ok(settings, "history", name, "--json")

@@ -277,6 +277,12 @@ def test_reconciliation_finds_a_version_no_webhook_announced(
             timeout=60,
             message="reconciled run registered",
         )
+        # The verdict tags come before the alias move: wait for the move too.
+        wait_until(
+            lambda: client.get_registered_model("rel-reconciled").aliases.get("challenger"),
+            timeout=60,
+            message="reconciled version's challenger",
+        )
     finally:
         worker.stop()
     mv = client.get_model_version("rel-reconciled", version)
@@ -306,6 +312,17 @@ def test_thirty_concurrent_runs_of_one_model(stack, client, tmp_path):
             timeout=240,
             interval=1,
             message="30 verdicts",
+        )
+        # Verdicts come before the alias moves and retention: wait for every event to finish.
+        from regpilot.stores.redis_store import RedisStore
+
+        wait_until(
+            lambda: all(
+                e.get("outcome") != "queued" for e in RedisStore.from_settings(settings).events(500)
+            ),
+            timeout=120,
+            interval=1,
+            message="30 events processed",
         )
     finally:
         extra.stop()

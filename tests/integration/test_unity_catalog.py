@@ -24,6 +24,7 @@ from regpilot.registry.unity_catalog import UnityCatalogRegistry
 from regpilot.workflows.context import Context
 from regpilot.workflows.retention import enforce_retention
 from regpilot.workflows.run_completed import process_run_completed
+from regpilot.workflows.snapshot import read_snapshot
 from regpilot.workflows.validation import NoModelName
 from tests.support import PASSING, derive, train_run
 
@@ -85,11 +86,11 @@ def _versions(client: Any, name: str) -> list[int]:
 def test_databricks_uc_registry_uri_selects_the_unity_catalog_rules(settings):
     registry = build_registry(derive(settings, mlflow_registry_uri="databricks-uc"))
     assert isinstance(registry, UnityCatalogRegistry)
-    assert registry.supports_stages is False
-    assert registry.requires_signature is True
+    assert registry.capabilities.supports_stages is False
+    assert registry.capabilities.requires_signature is True
     plain = build_registry(settings)
     assert not isinstance(plain, UnityCatalogRegistry)
-    assert getattr(plain, "requires_signature", False) is False
+    assert plain.capabilities.requires_signature is False
 
 
 def test_short_names_become_catalog_schema_model_and_bad_ones_are_refused(uc, client):
@@ -151,7 +152,7 @@ def test_retention_archives_with_a_tag_never_a_stage(uc, client):
     assert "retention_status" not in newest.tags and "challenger" in newest.aliases
     # Archived versions are read back with their tags (search results on UC carry none), so a
     # second pass finds nothing left to do.
-    assert enforce_retention(uc, name).applied == ()
+    assert enforce_retention(uc, read_snapshot(uc, name)).applied == ()
 
 
 def test_retention_never_deletes_a_version_holding_an_alias(uc, client):

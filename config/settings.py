@@ -6,6 +6,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -228,9 +229,40 @@ class Settings(BaseSettings):
         return self.broker_url or self.redis_url
 
     @property
+    def effective_registry_uri(self) -> str:
+        """Return the registry URI MLflow will use, by MLflow's own rule.
+
+        An explicit registry URI wins; otherwise a Databricks tracking URI (`databricks`,
+        `databricks://profile`) means Unity Catalog (`databricks-uc`, with the same profile),
+        and any other tracking URI is also the registry URI
+        (mlflow/tracking/_model_registry/utils.py `_get_default_registry_uri_for_tracking_uri`).
+        """
+        return registry_uri_for(self.mlflow_tracking_uri, self.mlflow_registry_uri)
+
+    @property
     def uses_unity_catalog(self) -> bool:
-        """Tell whether the registry is Databricks Unity Catalog."""
-        return (self.mlflow_registry_uri or "").startswith("databricks-uc")
+        """Tell whether the registry is Databricks Unity Catalog (explicit or by default)."""
+        return registry_scheme(self.effective_registry_uri) == "databricks-uc"
+
+    @property
+    def uses_workspace_registry(self) -> bool:
+        """Tell whether the registry is the Databricks Workspace Model Registry (no aliases)."""
+        return registry_scheme(self.effective_registry_uri) == "databricks"
+
+
+def registry_uri_for(tracking_uri: str, registry_uri: str | None) -> str:
+    """Return the registry URI MLflow uses for these URIs (see `effective_registry_uri`)."""
+    if registry_uri:
+        return registry_uri
+    if registry_scheme(tracking_uri) != "databricks":
+        return tracking_uri
+    profile = urlsplit(tracking_uri).netloc
+    return f"databricks-uc://{profile}" if profile else "databricks-uc"
+
+
+def registry_scheme(uri: str) -> str:
+    """Return the scheme MLflow picks a store by (`databricks` and `databricks-uc` bare or not)."""
+    return uri if uri in ("databricks", "databricks-uc", "uc") else urlsplit(uri).scheme
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

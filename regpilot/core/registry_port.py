@@ -20,7 +20,10 @@ class TransientRegistryError(RegistryError):
 
 
 class Unsupported(RegistryError):
-    """The operation does not exist on this registry (stages on Unity Catalog)."""
+    """The operation does not exist on this registry: permanent, never retried.
+
+    Stages on Unity Catalog; aliases on the Databricks Workspace Model Registry.
+    """
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Registry(Protocol):
     """What regpilot reads and writes; MLflow OSS and Databricks adapters implement it."""
 
     supports_stages: bool
+    supports_aliases: bool
 
     def get_run(self, run_id: str) -> RunInfo: ...
 

@@ -22,7 +22,7 @@ from mlflow.environment_variables import (
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
-from config.settings import Settings
+from config.settings import Settings, registry_scheme, registry_uri_for
 from regpilot.core.registry_port import (
     LoggedModel,
     ModelVersion,
@@ -33,6 +33,8 @@ from regpilot.core.registry_port import (
     TransientRegistryError,
     Unsupported,
 )
+from regpilot.registry import mlflow_internals
+from regpilot.registry.paging import Pages
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,7 +50,11 @@ _PERMANENT = {
     "CUSTOMER_UNAUTHORIZED",
     "FEATURE_DISABLED",
 }
+# How MLflow's workspace-registry store refuses what that registry lacks (aliases): it raises
+# before sending anything, with no error code of its own (INTERNAL_ERROR).
+_UNSUPPORTED = "is unsupported for models in the Workspace Model Registry"
 _PAGE = 1000
+_EXPERIMENT_CHUNK = 100  # search_runs takes at most 100 experiment ids
 
 
 def _translate(call: Callable[[], T]) -> T:
@@ -57,6 +63,8 @@ def _translate(call: Callable[[], T]) -> T:
         return call()
     except MlflowException as exc:
         code = getattr(exc, "error_code", "INTERNAL_ERROR")
+        if _UNSUPPORTED in exc.message:
+            raise Unsupported(exc.message) from exc
         if code in _NOT_FOUND:
             raise NotFound(exc.message) from exc
         if code in _PERMANENT:
@@ -68,6 +76,46 @@ def _translate(call: Callable[[], T]) -> T:
 
 def _stage(raw: str | None) -> str | None:
     return None if raw in (None, "", "None") else raw
+
+
+def paged(search: Callable[..., Any], *args: Any, **kwargs: Any) -> Pages[Any]:
+    """Return every page of an MLflow search (a PagedList with `.token`), errors translated."""
+
+    def fetch(token: str | None) -> tuple[Sequence[Any], str | None]:
+        page = _translate(functools.partial(search, *args, page_token=token, **kwargs))
+        return page, page.token or None
+
+    return Pages(fetch)
+
+
+def experiment_names(client: MlflowClient) -> dict[str, str]:
+    """Return every experiment's name by id."""
+    return {e.experiment_id: e.name for e in paged(client.search_experiments, max_results=1000)}
+
+
+def search_runs(client: MlflowClient, experiment_ids: Sequence[str], query: str) -> Iterator[Any]:
+    """Yield the runs matching `query` in any of the experiments (searched 100 at a time)."""
+    ids = list(experiment_ids)
+    for start in range(0, len(ids), _EXPERIMENT_CHUNK):
+        chunk = ids[start : start + _EXPERIMENT_CHUNK]
+        yield from paged(client.search_runs, chunk, filter_string=query, max_results=500)
+
+
+def _to_run(run: Any, experiment_name: str | None) -> RunInfo:
+    outputs = getattr(run, "outputs", None)
+    model_ids = (o.model_id for o in (getattr(outputs, "model_outputs", None) or []))
+    return RunInfo(
+        run_id=run.info.run_id,
+        experiment_id=run.info.experiment_id,
+        experiment_name=experiment_name,
+        status=run.info.status,
+        start_ms=run.info.start_time,
+        end_ms=run.info.end_time,
+        metrics=dict(run.data.metrics),
+        params=dict(run.data.params),
+        tags=dict(run.data.tags),
+        model_ids=tuple(dict.fromkeys(m for m in model_ids if m)),
+    )
 
 
 def _to_version(mv: Any) -> ModelVersion:
@@ -89,42 +137,31 @@ class MlflowRegistry:
     """Read and write an MLflow registry through MlflowClient."""
 
     def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
+        # MLflow's own default when no registry URI is given (`databricks` means Unity Catalog).
+        registry_uri = registry_uri_for(tracking_uri, registry_uri)
         # Artifact URIs like mlflow-artifacts:/ resolve against the global tracking URI.
         mlflow.set_tracking_uri(tracking_uri)
-        if registry_uri:
-            mlflow.set_registry_uri(registry_uri)
+        mlflow.set_registry_uri(registry_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-        self.unity_catalog = (registry_uri or "").startswith("databricks-uc")
+        scheme = registry_scheme(registry_uri)
+        self.unity_catalog = scheme == "databricks-uc"
         self.supports_stages = not self.unity_catalog
+        # The Databricks Workspace Model Registry has stages but no aliases.
+        self.supports_aliases = scheme != "databricks"
+        self._version_pages: Pages[Any] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MlflowRegistry:
         """Build the adapter; MLflow's own HTTP retries are cut short, Celery owns retrying."""
         MLFLOW_HTTP_REQUEST_MAX_RETRIES.set(str(settings.mlflow_http_max_retries))
         MLFLOW_HTTP_REQUEST_TIMEOUT.set(str(settings.mlflow_http_timeout))
-        return cls(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+        return cls(settings.mlflow_tracking_uri, settings.effective_registry_uri)
 
     # --- runs and logged models -------------------------------------------------------------
 
     def get_run(self, run_id: str) -> RunInfo:
         """Return a run with its metrics, params, tags and logged model ids."""
-        run = _translate(lambda: self.client.get_run(run_id))
-        outputs = getattr(run, "outputs", None)
-        model_ids = tuple(
-            o.model_id for o in (getattr(outputs, "model_outputs", None) or []) if o.model_id
-        )
-        return RunInfo(
-            run_id=run.info.run_id,
-            experiment_id=run.info.experiment_id,
-            experiment_name=None,
-            status=run.info.status,
-            start_ms=run.info.start_time,
-            end_ms=run.info.end_time,
-            metrics=dict(run.data.metrics),
-            params=dict(run.data.params),
-            tags=dict(run.data.tags),
-            model_ids=tuple(dict.fromkeys(model_ids)),
-        )
+        return _to_run(_translate(lambda: self.client.get_run(run_id)), experiment_name=None)
 
     def experiment_name(self, experiment_id: str) -> str | None:
         """Return an experiment's name (used for the policy's name mapping)."""
@@ -169,7 +206,7 @@ class MlflowRegistry:
         for entry in entries:
             if not entry.is_dir:
                 continue
-            children = _translate(lambda e=entry: self.client.list_artifacts(run_id, e.path))
+            children = _translate(functools.partial(self.client.list_artifacts, run_id, entry.path))
             if any(c.path.endswith("/MLmodel") or c.path == "MLmodel" for c in children):
                 mlmodel = self._read_mlmodel(f"runs:/{run_id}/{entry.path}/MLmodel")
                 models.append(
@@ -226,90 +263,43 @@ class MlflowRegistry:
         )
         return [_to_version(mv) for mv in found]
 
+    @property
+    def pages_read(self) -> int:
+        """Return how many pages the last `iter_versions` read (retention reports it)."""
+        return self._version_pages.pages_read if self._version_pages else 0
+
     def iter_versions(self, name: str) -> Iterator[ModelVersion]:
         """Yield every version of a model, page by page (bounded pages, linear in versions)."""
-        self.pages_read = 0
-        token: str | None = None
-        while True:
-            page = _translate(
-                lambda t=token: self.client.search_model_versions(
-                    filter_string=f"name = '{_quote(name)}'", max_results=_PAGE, page_token=t
-                )
-            )
-            self.pages_read += 1
-            for mv in page:
-                yield _to_version(mv)
-            token = page.token
-            if not token:
-                return
+        self._version_pages = paged(
+            self.client.search_model_versions,
+            filter_string=f"name = '{_quote(name)}'",
+            max_results=_PAGE,
+        )
+        return map(_to_version, self._version_pages)
 
     def recent_versions(self, since_ms: int) -> Iterator[ModelVersion]:
         """Yield versions created since `since_ms`, newest first (stops at the first older one)."""
-        token: str | None = None
-        while True:
-            page = _translate(
-                lambda t=token: self.client.search_model_versions(
-                    order_by=["creation_timestamp DESC"], max_results=200, page_token=t
-                )
-            )
-            for mv in page:
-                if (mv.creation_timestamp or 0) < since_ms:
-                    return
-                yield _to_version(mv)
-            token = page.token
-            if not token:
+        newest_first = paged(
+            self.client.search_model_versions,
+            order_by=["creation_timestamp DESC"],
+            max_results=200,
+        )
+        for mv in newest_first:
+            if (mv.creation_timestamp or 0) < since_ms:
                 return
+            yield _to_version(mv)
 
     def unjudged_runs(self, since_ms: int) -> Iterator[RunInfo]:
         """Yield finished runs since `since_ms` that logged a model and carry no verdict tag."""
-        experiments: dict[str, str] = {}
-        token: str | None = None
-        while True:
-            page = _translate(
-                lambda t=token: self.client.search_experiments(max_results=1000, page_token=t)
-            )
-            experiments.update({e.experiment_id: e.name for e in page})
-            token = page.token
-            if not token:
-                break
-        ids = sorted(experiments)
+        experiments = experiment_names(self.client)
         query = (
             f"attributes.status = 'FINISHED' and attributes.end_time >= {int(since_ms)} "
             "and tags.validation_status IS NULL"
         )
-        for start in range(0, len(ids), 100):
-            chunk = ids[start : start + 100]
-            token = None
-            while True:
-                runs = _translate(
-                    lambda t=token, c=chunk: self.client.search_runs(
-                        c, filter_string=query, max_results=500, page_token=t
-                    )
-                )
-                for run in runs:
-                    outputs = getattr(run, "outputs", None)
-                    model_ids = tuple(
-                        o.model_id
-                        for o in (getattr(outputs, "model_outputs", None) or [])
-                        if o.model_id
-                    )
-                    if not model_ids:
-                        continue
-                    yield RunInfo(
-                        run_id=run.info.run_id,
-                        experiment_id=run.info.experiment_id,
-                        experiment_name=experiments.get(run.info.experiment_id),
-                        status=run.info.status,
-                        start_ms=run.info.start_time,
-                        end_ms=run.info.end_time,
-                        metrics=dict(run.data.metrics),
-                        params=dict(run.data.params),
-                        tags=dict(run.data.tags),
-                        model_ids=model_ids,
-                    )
-                token = runs.token
-                if not token:
-                    break
+        for run in search_runs(self.client, sorted(experiments), query):
+            info = _to_run(run, experiments.get(run.info.experiment_id))
+            if info.model_ids:
+                yield info
 
     def create_version(
         self,
@@ -355,7 +345,7 @@ class MlflowRegistry:
         _translate(
             lambda: self.client.set_model_version_tag(name, str(version), first_key, first_value)
         )
-        registry_client = self.client._get_registry_client()  # type: ignore[no-untyped-call]
+        registry_client = mlflow_internals.registry_client(self.client)
         for key, value in rest:
             _translate(
                 functools.partial(
@@ -374,17 +364,27 @@ class MlflowRegistry:
         prompts); the workflows set aliases only on models they have just read or registered,
         so the call goes straight to the registry client (the server validates the alias).
         """
-        registry_client = self.client._get_registry_client()  # type: ignore[no-untyped-call]
+        self._require_aliases("set_registered_model_alias")
+        registry_client = mlflow_internals.registry_client(self.client)
         _translate(
             functools.partial(registry_client.set_registered_model_alias, name, alias, str(version))
         )
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias; removing one that is already gone counts as done."""
+        self._require_aliases("delete_registered_model_alias")
         try:
             _translate(lambda: self.client.delete_registered_model_alias(name, alias))
         except NotFound:
             return
+
+    def _require_aliases(self, method: str) -> None:
+        """Refuse an alias call, as MLflow would but without a call, where there are no aliases."""
+        if not self.supports_aliases:
+            raise Unsupported(
+                f"Method '{method}' {_UNSUPPORTED}: it has stages, not aliases "
+                "(set MLFLOW_REGISTRY_URI=databricks-uc for Unity Catalog)"
+            )
 
     def transition_stage(
         self, name: str, version: int, stage: str, archive_existing: bool
@@ -397,7 +397,7 @@ class MlflowRegistry:
             )
         # Straight to the registry client: MlflowClient would read the registered model first
         # (to refuse prompts), one more REST call per archived version.
-        registry_client = self.client._get_registry_client()  # type: ignore[no-untyped-call]
+        registry_client = mlflow_internals.registry_client(self.client)
         return _to_version(
             _translate(
                 lambda: registry_client.transition_model_version_stage(
@@ -419,18 +419,16 @@ def _load_text(uri: str) -> str:
 
     mlflow.artifacts.load_text lists the parent folder first (to tell a file from a folder),
     a second REST call for every MLmodel read. Artifacts the tracking server proxies
-    (mlflow-artifacts:/, http) are fetched directly; other stores go through load_text.
+    (mlflow-artifacts:/, http) are fetched directly (mlflow_internals.download_file); other
+    stores go through load_text.
     """
     if uri.split(":", 1)[0] not in ("mlflow-artifacts", "http", "https"):
         return str(mlflow.artifacts.load_text(uri))
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
     folder, _, filename = uri.rpartition("/")
-    repository = get_artifact_repository(folder)
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(scratch) / filename
         try:
-            repository._download_file(filename, str(local))
+            mlflow_internals.download_file(folder, filename, str(local))
         except requests.HTTPError as exc:
             if exc.response is not None and exc.response.status_code == 404:
                 raise MlflowException(

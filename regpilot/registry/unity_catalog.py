@@ -15,13 +15,13 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from regpilot.core.registry_port import ModelVersion, RegistryError
 from regpilot.core.tags import MAX_TAG_VALUE, is_safe_tag_key
-from regpilot.registry.mlflow_registry import MlflowRegistry, _quote, _translate
+from regpilot.registry.mlflow_registry import MlflowRegistry, _quote, paged
+from regpilot.registry.paging import Pages
 
 MAX_TAGS_PER_CALL = 50  # Unity Catalog allows 50 tags per object
 _PAGE = 1000  # the documented maximum page size of model-version listing
@@ -65,59 +65,27 @@ class UnityCatalogRegistry(MlflowRegistry):
 
     # --- versions ---------------------------------------------------------------------------
 
-    def _search(self, filter_string: str, page_token: str | None, max_results: int) -> Any:
-        return _translate(
-            functools.partial(
-                self.client.search_model_versions,
-                filter_string=filter_string,
-                max_results=max_results,
-                page_token=page_token,
-            )
+    def _search(self, filter_string: str, max_results: int = _PAGE) -> Pages[Any]:
+        return paged(
+            self.client.search_model_versions, filter_string=filter_string, max_results=max_results
         )
 
     def versions_from_run(self, name: str, run_id: str) -> Sequence[ModelVersion]:
         """Return versions of `name` created from `run_id`, read one by one for their tags."""
-        found = self._search(f"run_id = '{_quote(run_id)}'", None, 100)
+        found = self._search(f"run_id = '{_quote(run_id)}'", 100)
         return [self.get_version(name, int(mv.version)) for mv in found if mv.name == name]
 
     def iter_versions(self, name: str) -> Iterator[ModelVersion]:
         """Yield every version of a model with its tags (search results have none on UC)."""
-        self.pages_read = 0
-        token: str | None = None
-        while True:
-            page = self._search(f"name = '{_quote(name)}'", token, _PAGE)
-            self.pages_read += 1
-            for mv in page:
-                yield self.get_version(name, int(mv.version))
-            token = page.token
-            if not token:
-                return
+        self._version_pages = self._search(f"name = '{_quote(name)}'")
+        return (self.get_version(name, int(mv.version)) for mv in self._version_pages)
 
     def recent_versions(self, since_ms: int) -> Iterator[ModelVersion]:
         """Yield versions created since `since_ms`, model by model (UC search has no order_by)."""
-        token: str | None = None
-        while True:
-            models: Any = _translate(
-                functools.partial(
-                    self.client.search_registered_models, max_results=_PAGE, page_token=token
-                )
-            )
-            for model in models:
-                yield from self._recent_of(model.name, since_ms)
-            token = models.token
-            if not token:
-                return
-
-    def _recent_of(self, name: str, since_ms: int) -> Iterator[ModelVersion]:
-        token: str | None = None
-        while True:
-            page = self._search(f"name = '{_quote(name)}'", token, _PAGE)
-            for mv in page:
+        for model in paged(self.client.search_registered_models, max_results=_PAGE):
+            for mv in self._search(f"name = '{_quote(model.name)}'"):
                 if (getattr(mv, "creation_timestamp", None) or 0) >= since_ms:
-                    yield self.get_version(name, int(mv.version))
-            token = page.token
-            if not token:
-                return
+                    yield self.get_version(model.name, int(mv.version))
 
     def create_version(
         self,

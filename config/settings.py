@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -222,6 +222,16 @@ class Settings(BaseSettings):
     def databricks_jobs_tokens(self) -> list[str]:
         """Return the bearer tokens accepted for Databricks job notifications, newest first."""
         return _split_secrets(self.databricks_jobs_token)
+
+    @property
+    def databricks_credentials_given(self) -> dict[str, Any]:
+        """Return which Databricks credentials are set (never their values), for auth checks."""
+        return {
+            "token": self.databricks_token is not None,
+            "client_id": bool(self.databricks_client_id),
+            "client_secret": self.databricks_client_secret is not None,
+            "profile": self.databricks_config_profile,
+        }
 
     @property
     def effective_broker_url(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
@@ -10,7 +12,7 @@ from handlers.services import services
 from handlers.webhooks.intake import (
     enqueue,
     ignored,
-    parse_json_object,
+    parse_payload,
     read_body,
     verify_delivery,
 )
@@ -36,11 +38,9 @@ def registry_event() -> ResponseReturnValue:
         request,
         body,
     )
-    data = parse_json_object(request, body)
-    try:
-        envelope: MlflowEnvelope = parse_model(MlflowEnvelope, data)
-    except PayloadError as exc:
-        raise Reject(400, f"invalid MLflow webhook envelope: {exc.reason}") from exc
+    envelope = parse_payload(
+        request, body, functools.partial(parse_model, MlflowEnvelope), "MLflow webhook envelope"
+    )
     summary = {"event": envelope.event}
     if envelope.event != "model_version.created":
         return ignored(SOURCE, delivery_id, f"event {envelope.event} needs no action", summary)

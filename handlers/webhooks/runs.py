@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
-from handlers.errors import Reject
 from handlers.services import services
-from handlers.webhooks.intake import enqueue, parse_json_object, read_body, verify_delivery
-from regpilot.core.events import PayloadError, RunCompleted, parse_model
+from handlers.webhooks.intake import enqueue, parse_payload, read_body, verify_delivery
+from regpilot.core.events import RunCompleted, parse_model
 from regpilot.core.signatures import STANDARD_ID, verify_standard
 from regpilot.queue import names
 
@@ -24,11 +25,9 @@ def run_completed() -> ResponseReturnValue:
     delivery_id = verify_delivery(
         SOURCE, ctx.settings.run_webhook_secrets, verify_standard, STANDARD_ID, request, body
     )
-    data = parse_json_object(request, body)
-    try:
-        event: RunCompleted = parse_model(RunCompleted, data)
-    except PayloadError as exc:
-        raise Reject(400, f"invalid run notification: {exc.reason}") from exc
+    event = parse_payload(
+        request, body, functools.partial(parse_model, RunCompleted), "run notification"
+    )
     summary = {"event": "run.completed", "run_id": event.run_id, "model": event.model_name}
     return enqueue(
         SOURCE, delivery_id, names.RUN_COMPLETED, [event.run_id, event.model_name], summary

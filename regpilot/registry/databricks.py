@@ -79,13 +79,7 @@ def _translate(call: Callable[[], T]) -> T:
 
 def sdk_config(settings: Settings) -> Config:
     """Return the SDK Config built from Settings alone (the SDK is handed every value)."""
-    problem = auth_problem(
-        settings.databricks_host,
-        token=settings.databricks_token is not None,
-        client_id=bool(settings.databricks_client_id),
-        client_secret=settings.databricks_client_secret is not None,
-        profile=settings.databricks_config_profile,
-    )
+    problem = auth_problem(settings.databricks_host, **settings.databricks_credentials_given)
     if problem:
         raise DatabricksNotConfigured(problem)
     timeout = settings.databricks_http_timeout

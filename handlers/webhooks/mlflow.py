@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-
-from flask import Blueprint, request
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from handlers.errors import Reject
 from handlers.services import services
-from handlers.webhooks.intake import (
-    enqueue,
-    ignored,
-    parse_payload,
-    read_body,
-    verify_delivery,
-)
+from handlers.webhooks.intake import enqueue, ignored, signed_payload
 from regpilot.core.events import MlflowEnvelope, ModelVersionCreated, PayloadError, parse_model
 from regpilot.core.signatures import MLFLOW_DELIVERY_ID, verify_mlflow
 from regpilot.core.tags import REGISTERED_BY, REGISTERED_BY_US
@@ -28,18 +20,14 @@ SOURCE = "mlflow"
 @blueprint.post("/webhooks/mlflow")
 def registry_event() -> ResponseReturnValue:
     """Verify, parse, dedupe and queue an MLflow registry event."""
-    ctx = services()
-    body = read_body(request, ctx.settings.max_body_bytes)
-    delivery_id = verify_delivery(
+    secrets = services().settings.mlflow_webhook_secrets
+    delivery_id, envelope = signed_payload(
         SOURCE,
-        ctx.settings.mlflow_webhook_secrets,
+        secrets,
         verify_mlflow,
         MLFLOW_DELIVERY_ID,
-        request,
-        body,
-    )
-    envelope = parse_payload(
-        request, body, functools.partial(parse_model, MlflowEnvelope), "MLflow webhook envelope"
+        MlflowEnvelope,
+        "MLflow webhook envelope",
     )
     summary = {"event": envelope.event}
     if envelope.event != "model_version.created":

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-
-from flask import Blueprint, request
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from handlers.services import services
-from handlers.webhooks.intake import enqueue, parse_payload, read_body, verify_delivery
-from regpilot.core.events import RunCompleted, parse_model
+from handlers.webhooks.intake import enqueue, signed_payload
+from regpilot.core.events import RunCompleted
 from regpilot.core.signatures import STANDARD_ID, verify_standard
 from regpilot.queue import names
 
@@ -20,13 +18,9 @@ SOURCE = "runs"
 @blueprint.post("/webhooks/runs")
 def run_completed() -> ResponseReturnValue:
     """Verify, parse, dedupe and queue a run-completion notification."""
-    ctx = services()
-    body = read_body(request, ctx.settings.max_body_bytes)
-    delivery_id = verify_delivery(
-        SOURCE, ctx.settings.run_webhook_secrets, verify_standard, STANDARD_ID, request, body
-    )
-    event = parse_payload(
-        request, body, functools.partial(parse_model, RunCompleted), "run notification"
+    secrets = services().settings.run_webhook_secrets
+    delivery_id, event = signed_payload(
+        SOURCE, secrets, verify_standard, STANDARD_ID, RunCompleted, "run notification"
     )
     summary = {"event": "run.completed", "run_id": event.run_id, "model": event.model_name}
     return enqueue(

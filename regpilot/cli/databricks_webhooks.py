@@ -7,8 +7,7 @@ from urllib.parse import urlparse
 
 import click
 
-from regpilot.cli.common import emit_json, settings
-from regpilot.cli.webhooks import private_addresses
+from regpilot.cli.common import emit_json, private_addresses, settings
 
 DEFAULT_EVENTS = ("MODEL_VERSION_CREATED", "TRANSITION_REQUEST_CREATED")
 REGISTRY_WIDE_ONLY = "REGISTERED_MODEL_CREATED"

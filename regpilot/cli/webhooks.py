@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -11,20 +9,11 @@ from urllib.parse import urlparse
 import click
 from click.core import ParameterSource
 
-from regpilot.cli.common import emit_json, friendly_errors, settings
+from regpilot.cli.common import emit_json, friendly_errors, private_addresses, settings
 from regpilot.registry.paging import iter_pages
 
 WEBHOOK_NAME = "regpilot"
 DEFAULT_EVENTS = ("model_version.created",)
-
-
-def private_addresses(host: str) -> list[str]:
-    """Return the non-public addresses `host` resolves to (none when it does not resolve)."""
-    try:
-        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return []
-    return sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global)
 
 
 def url_warnings(url: str) -> list[str]:

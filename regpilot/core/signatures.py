@@ -8,6 +8,9 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
+Secrets = Sequence[str]
+Headers = Mapping[str, str]
+
 STANDARD_PREFIX = "whsec_"
 
 
@@ -66,6 +69,13 @@ def _hmac_b64(key: bytes, message: bytes) -> str:
     return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode("ascii")
 
 
+def _matched(delivery_id: str, expected: Sequence[str], offered: Sequence[str]) -> str:
+    """Return the delivery id if an offered signature is an expected one; else raise."""
+    if not _matches_any(expected, offered):
+        raise SignatureError("signature does not match")
+    return delivery_id
+
+
 def _matches_any(expected: Sequence[str], offered: Sequence[str]) -> bool:
     # Compare every pair in constant time; never short-circuit on the first byte.
     found = False
@@ -89,12 +99,7 @@ def sign_mlflow(secret: str, delivery_id: str, timestamp: int, body: bytes) -> s
 
 
 def verify_mlflow(
-    secrets: Sequence[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float,
-    tolerance: int = 300,
+    secrets: Secrets, headers: Headers, body: bytes, *, now: float, tolerance: int = 300
 ) -> str:
     """Verify an MLflow registry delivery and return its delivery id, or raise SignatureError."""
     names = (MLFLOW_DELIVERY_ID, MLFLOW_SIGNATURE, MLFLOW_TIMESTAMP)
@@ -102,9 +107,7 @@ def verify_mlflow(
     if not signature.startswith("v1,"):
         raise SignatureError("unsupported signature version")
     expected = [sign_mlflow(secret, delivery_id, timestamp, body)[3:] for secret in secrets]
-    if not _matches_any(expected, [signature[3:]]):
-        raise SignatureError("signature does not match")
-    return delivery_id
+    return _matched(delivery_id, expected, [signature[3:]])
 
 
 # --- Standard Webhooks (webhook-*): key is base64 after "whsec_", space-separated signatures -----
@@ -133,12 +136,7 @@ def sign_standard(secret: str, message_id: str, timestamp: int, body: bytes) -> 
 
 
 def verify_standard(
-    secrets: Sequence[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float,
-    tolerance: int = 300,
+    secrets: Secrets, headers: Headers, body: bytes, *, now: float, tolerance: int = 300
 ) -> str:
     """Verify a Standard Webhooks delivery and return its message id, or raise SignatureError."""
     names = (STANDARD_ID, STANDARD_SIGNATURE, STANDARD_TIMESTAMP)
@@ -149,9 +147,7 @@ def verify_standard(
     if not offered:
         raise SignatureError("no v1 signature in webhook-signature")
     expected = [sign_standard(secret, message_id, timestamp, body)[3:] for secret in secrets]
-    if not _matches_any(expected, offered):
-        raise SignatureError("signature does not match")
-    return message_id
+    return _matched(message_id, expected, offered)
 
 
 # --- Databricks workspace registry: lowercase hex HMAC-SHA256 of the raw body, no timestamp ------

@@ -310,6 +310,7 @@ class MlflowRegistry:
         description: str | None,
     ) -> ModelVersion:
         """Create a version with its tags in one call, creating the registered model if missing."""
+        self.refuse_tags(tags)
         model_id = source.split("/", 1)[1] if source.startswith("models:/") else None
 
         def create() -> Any:
@@ -333,12 +334,16 @@ class MlflowRegistry:
                     raise
             return _to_version(_translate(create))
 
+    def refuse_tags(self, tags: Mapping[str, str]) -> None:
+        """Refuse tags this registry would reject, before any call (an MLflow server takes any)."""
+
     def set_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
         """Set tags on a model version: one REST call per tag, plus one look-up in all.
 
         MlflowClient.set_model_version_tag looks the registered model up before every tag (to
         refuse prompts); the first tag goes through it, the rest straight to the registry client.
         """
+        self.refuse_tags(tags)
         if not tags:
             return
         (first_key, first_value), *rest = tags.items()

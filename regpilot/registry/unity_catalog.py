@@ -87,22 +87,11 @@ class UnityCatalogRegistry(MlflowRegistry):
                 if (getattr(mv, "creation_timestamp", None) or 0) >= since_ms:
                     yield self.get_version(model.name, int(mv.version))
 
-    def create_version(
-        self,
-        name: str,
-        source: str,
-        run_id: str,
-        tags: Mapping[str, str],
-        description: str | None,
-    ) -> ModelVersion:
-        """Create a version, refusing tags Unity Catalog would reject before any call."""
-        _check_tags(tags)
-        return super().create_version(name, source, run_id, tags, description)
-
-    def set_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
-        """Set version tags, refusing all of them if Unity Catalog would reject any."""
-        _check_tags(tags)
-        super().set_version_tags(name, version, tags)
+    def refuse_tags(self, tags: Mapping[str, str]) -> None:
+        """Refuse all the tags, before any call, if Unity Catalog would reject any of them."""
+        problems = tag_problems(tags)
+        if problems:
+            raise RegistryError("Unity Catalog would refuse these tags: " + "; ".join(problems))
 
     def delete_version(self, name: str, version: int) -> None:
         """Delete a version unless it holds an alias (deletion would drop the alias)."""
@@ -114,9 +103,3 @@ class UnityCatalogRegistry(MlflowRegistry):
                 f"{', '.join(held)}, and Unity Catalog deletes a version's aliases with it"
             )
         super().delete_version(name, version)
-
-
-def _check_tags(tags: Mapping[str, str]) -> None:
-    problems = tag_problems(tags)
-    if problems:
-        raise RegistryError("Unity Catalog would refuse these tags: " + "; ".join(problems))

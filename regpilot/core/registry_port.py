@@ -20,10 +20,7 @@ class TransientRegistryError(RegistryError):
 
 
 class Unsupported(RegistryError):
-    """The operation does not exist on this registry: permanent, never retried.
-
-    Stages on Unity Catalog; aliases on the Databricks Workspace Model Registry.
-    """
+    """The operation does not exist on this registry (stages on Unity Catalog)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,6 @@ class Registry(Protocol):
     """What regpilot reads and writes; MLflow OSS and Databricks adapters implement it."""
 
     supports_stages: bool
-    supports_aliases: bool
 
     def get_run(self, run_id: str) -> RunInfo: ...
 

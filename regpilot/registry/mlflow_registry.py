@@ -137,13 +137,13 @@ class MlflowRegistry:
     """Read and write an MLflow registry through MlflowClient."""
 
     def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
-        # MLflow's own default when no registry URI is given (`databricks` means Unity Catalog).
-        registry_uri = registry_uri_for(tracking_uri, registry_uri)
         # Artifact URIs like mlflow-artifacts:/ resolve against the global tracking URI.
         mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(registry_uri)
+        if registry_uri:
+            mlflow.set_registry_uri(registry_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-        scheme = registry_scheme(registry_uri)
+        # The registry MLflow picks when none is given (`databricks` means Unity Catalog).
+        scheme = registry_scheme(registry_uri_for(tracking_uri, registry_uri))
         self.unity_catalog = scheme == "databricks-uc"
         self.supports_stages = not self.unity_catalog
         # The Databricks Workspace Model Registry has stages but no aliases.
@@ -155,7 +155,7 @@ class MlflowRegistry:
         """Build the adapter; MLflow's own HTTP retries are cut short, Celery owns retrying."""
         MLFLOW_HTTP_REQUEST_MAX_RETRIES.set(str(settings.mlflow_http_max_retries))
         MLFLOW_HTTP_REQUEST_TIMEOUT.set(str(settings.mlflow_http_timeout))
-        return cls(settings.mlflow_tracking_uri, settings.effective_registry_uri)
+        return cls(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
 
     # --- runs and logged models -------------------------------------------------------------
 

@@ -60,7 +60,8 @@ def test_settings_say_unity_catalog_when_mlflow_would_use_it(tracking, registry,
 def test_tracking_uri_databricks_alone_builds_the_unity_catalog_adapter():
     registry = build_registry(Settings(mlflow_tracking_uri="databricks"))
     assert isinstance(registry, UnityCatalogRegistry)
-    assert (registry.supports_aliases, registry.supports_stages) == (True, False)
+    with pytest.raises(Unsupported, match="no stages"):  # refused before any request
+        registry.transition_stage("main.default.model", 1, "Production", False)
 
 
 def test_the_workspace_registry_has_stages_and_no_aliases():
@@ -68,7 +69,6 @@ def test_the_workspace_registry_has_stages_and_no_aliases():
         Settings(mlflow_tracking_uri="databricks", mlflow_registry_uri="databricks")
     )
     assert type(registry) is MlflowRegistry
-    assert (registry.supports_aliases, registry.supports_stages) == (False, True)
     # Refused before any request (no Databricks host is configured here to answer one).
     with pytest.raises(Unsupported, match="set_registered_model_alias"):
         registry.set_alias("model", "challenger", 1)

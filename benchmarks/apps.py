@@ -79,7 +79,7 @@ def regpilot_without_io_app() -> Flask:
     def claimed(self: RedisStore, *args: object, **kwargs: object) -> bool:
         return True
 
-    RedisStore.claim_and_enqueue = claimed  # type: ignore[method-assign]
+    RedisStore.claim_delivery = claimed  # type: ignore[method-assign]
     app = create_app()
     logging.getLogger("regpilot").setLevel(logging.WARNING)
     return app

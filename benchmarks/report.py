@@ -205,7 +205,7 @@ loader is Python and shares the 2 cores with the server; its own lateness is in 
 
 regpilot's hot path is one Redis round trip: a Lua script claims the delivery id, writes the
 history record and LPUSHes the Celery task message onto the queue list
-(regpilot/queue/broker_message.py, regpilot/stores/redis_store.py `claim_and_enqueue`), byte for
+(regpilot/queue/broker_message.py, regpilot/stores/redis_store.py `claim_delivery`), byte for
 byte what kombu's Redis transport writes for
 `send_task`, so the worker consumes it unchanged. Before that change the request paid the claim
 script *and* `send_task` (about 0.5 ms of CPU: routing, message building, a new kombu client per

@@ -6,11 +6,12 @@ import os
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from regpilot.core.registry_port import registry_scheme, registry_uri_for
 from regpilot.core.signatures import decode_standard_secret
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.yaml")
@@ -288,6 +289,16 @@ class Settings(BaseSettings):
         return _split_secrets(self.databricks_jobs_token)
 
     @property
+    def databricks_credentials_given(self) -> dict[str, Any]:
+        """Return which Databricks credentials are set (never their values), for auth checks."""
+        return {
+            "token": self.databricks_token is not None,
+            "client_id": bool(self.databricks_client_id),
+            "client_secret": self.databricks_client_secret is not None,
+            "profile": self.databricks_config_profile,
+        }
+
+    @property
     def effective_broker_url(self) -> str:
         """Return the Celery broker URL (the Redis URL unless a broker is set)."""
         return self.broker_url or self.redis_url
@@ -303,10 +314,23 @@ class Settings(BaseSettings):
 
         A `databricks` tracking URI without a registry URI means Unity Catalog too.
         """
-        from regpilot.core.registry_port import UNITY_CATALOG_CAPABILITIES, registry_kind
+        return registry_scheme(self.effective_registry_uri) == "databricks-uc"
 
-        kind = registry_kind(self.mlflow_tracking_uri, self.mlflow_registry_uri)
-        return kind == UNITY_CATALOG_CAPABILITIES.kind
+    @property
+    def effective_registry_uri(self) -> str:
+        """Return the registry URI MLflow will use, by MLflow's own rule.
+
+        An explicit registry URI wins; otherwise a Databricks tracking URI (`databricks`,
+        `databricks://profile`) means Unity Catalog (`databricks-uc`, with the same profile),
+        and any other tracking URI is also the registry URI
+        (mlflow/tracking/_model_registry/utils.py `_get_default_registry_uri_for_tracking_uri`).
+        """
+        return registry_uri_for(self.mlflow_tracking_uri, self.mlflow_registry_uri)
+
+    @property
+    def uses_workspace_registry(self) -> bool:
+        """Tell whether the registry is the Databricks Workspace Model Registry (no aliases)."""
+        return registry_scheme(self.effective_registry_uri) == "databricks"
 
 
 def _raw_secret_problem(entry: str) -> str | None:

@@ -22,7 +22,7 @@ from flask.typing import ResponseReturnValue
 from config.settings import Settings
 from handlers.errors import Reject
 from handlers.services import services
-from handlers.webhooks.intake import enqueue, ignored, parse_json_object, read_body
+from handlers.webhooks.intake import enqueue, ignored, parse_payload, read_body
 from regpilot.core.databricks import (
     JOB_SUCCESS,
     RegistryAction,
@@ -32,7 +32,6 @@ from regpilot.core.databricks import (
     registry_action,
     requested_stage,
 )
-from regpilot.core.events import PayloadError
 from regpilot.core.signatures import SignatureError, verify_databricks
 from regpilot.queue import names
 
@@ -46,13 +45,7 @@ REGISTRY_SOURCE = "databricks-registry"
 def configuration_problems(settings: Settings) -> list[str]:
     """Return why the Databricks endpoints must not start with these settings."""
     problems = []
-    problem = auth_problem(
-        settings.databricks_host,
-        token=settings.databricks_token is not None,
-        client_id=bool(settings.databricks_client_id),
-        client_secret=settings.databricks_client_secret is not None,
-        profile=settings.databricks_config_profile,
-    )
+    problem = auth_problem(settings.databricks_host, **settings.databricks_credentials_given)
     if problem:
         problems.append(problem)
     user, password = settings.databricks_jobs_username, settings.databricks_jobs_password
@@ -85,11 +78,7 @@ def job_notification() -> ResponseReturnValue:
     ctx = services()
     _authenticate_job_caller(ctx.settings)
     body = read_body(request, ctx.settings.max_body_bytes)
-    data = parse_json_object(request, body)
-    try:
-        note = parse_job_notification(data)
-    except PayloadError as exc:
-        raise Reject(400, f"invalid Databricks job notification: {exc.reason}") from exc
+    note = parse_payload(request, body, parse_job_notification, "Databricks job notification")
     delivery_id = body_identity(body)
     summary: dict[str, Any] = {"event": note.event_type, "run_id": str(note.run.run_id)}
     if note.run.parent_run_id is not None:
@@ -161,11 +150,7 @@ def registry_event() -> ResponseReturnValue:
     ctx = services()
     body = read_body(request, ctx.settings.max_body_bytes)
     _verify_registry(ctx.settings, body)
-    data = parse_json_object(request, body)
-    try:
-        event = parse_registry_event(data)
-    except PayloadError as exc:
-        raise Reject(400, f"invalid Databricks registry event: {exc.reason}") from exc
+    event = parse_payload(request, body, parse_registry_event, "Databricks registry event")
     delivery_id = body_identity(body)
     summary: dict[str, Any] = {"event": event.event}
     if event.model_name:

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import redis
-from flask import Request
+from flask import Request, request
 from flask.typing import ResponseReturnValue
 from kombu.exceptions import KombuError, OperationalError
 
 from handlers.errors import Reject, json_response
 from handlers.services import services
 from handlers.telemetry import note_webhook
+from regpilot.core.events import PayloadError, parse_model
 from regpilot.core.signatures import SignatureError
 from regpilot.queue.dispatch import dispatch
 from regpilot.queue.names import TaskSpec
 from regpilot.stores.redis_store import RedisStore
 
 log = logging.getLogger("regpilot.webhook")
+T = TypeVar("T")
 MAX_JSON_DEPTH = 32
 
 
@@ -78,6 +81,32 @@ def verify_delivery(
     except SignatureError as exc:
         log.warning("webhook.signature_invalid", extra={"source": source, "reason": exc.reason})
         raise Reject(401, exc.reason) from exc
+
+
+def signed_payload(
+    source: str,
+    secrets: Sequence[str],
+    verifier: Callable[..., str],
+    id_header: str,
+    model: type[T],
+    what: str,
+) -> tuple[str, T]:
+    """Read, verify and parse the current signed delivery: return its id and its payload."""
+    body = read_body(request, services().settings.max_body_bytes)
+    delivery_id = verify_delivery(source, secrets, verifier, id_header, request, body)
+    parse: Callable[[dict[str, Any]], T] = functools.partial(parse_model, cast(Any, model))
+    return delivery_id, parse_payload(request, body, parse, what)
+
+
+def parse_payload(
+    request: Request, body: bytes, parse: Callable[[dict[str, Any]], T], what: str
+) -> T:
+    """Parse a JSON object body with `parse`; a bad one is a 400 saying it is an invalid `what`."""
+    data = parse_json_object(request, body)
+    try:
+        return parse(data)
+    except PayloadError as exc:
+        raise Reject(400, f"invalid {what}: {exc.reason}") from exc
 
 
 def parse_json_object(request: Request, body: bytes) -> dict[str, Any]:

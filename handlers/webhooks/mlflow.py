@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from handlers.errors import Reject
 from handlers.services import services
-from handlers.webhooks.intake import (
-    enqueue,
-    ignored,
-    parse_json_object,
-    read_body,
-    verify_delivery,
-)
+from handlers.webhooks.intake import enqueue, ignored, signed_payload
 from regpilot.core.events import MlflowEnvelope, ModelVersionCreated, PayloadError, parse_model
 from regpilot.core.signatures import MLFLOW_DELIVERY_ID, verify_mlflow
 from regpilot.core.tags import REGISTERED_BY, REGISTERED_BY_US
@@ -26,21 +20,15 @@ SOURCE = "mlflow"
 @blueprint.post("/webhooks/mlflow")
 def registry_event() -> ResponseReturnValue:
     """Verify, parse, dedupe and queue an MLflow registry event."""
-    ctx = services()
-    body = read_body(request, ctx.settings.max_body_bytes)
-    delivery_id = verify_delivery(
+    secrets = services().settings.mlflow_webhook_secrets
+    delivery_id, envelope = signed_payload(
         SOURCE,
-        ctx.settings.mlflow_webhook_secrets,
+        secrets,
         verify_mlflow,
         MLFLOW_DELIVERY_ID,
-        request,
-        body,
+        MlflowEnvelope,
+        "MLflow webhook envelope",
     )
-    data = parse_json_object(request, body)
-    try:
-        envelope: MlflowEnvelope = parse_model(MlflowEnvelope, data)
-    except PayloadError as exc:
-        raise Reject(400, f"invalid MLflow webhook envelope: {exc.reason}") from exc
     summary = {"event": envelope.event}
     if envelope.event != "model_version.created":
         return ignored(SOURCE, delivery_id, f"event {envelope.event} needs no action", summary)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from handlers.errors import Reject
 from handlers.services import services
-from handlers.webhooks.intake import enqueue, parse_json_object, read_body, verify_delivery
-from regpilot.core.events import PayloadError, RunCompleted, parse_model
+from handlers.webhooks.intake import enqueue, signed_payload
+from regpilot.core.events import RunCompleted
 from regpilot.core.signatures import STANDARD_ID, verify_standard
 from regpilot.queue import names
 
@@ -19,16 +18,10 @@ SOURCE = "runs"
 @blueprint.post("/webhooks/runs")
 def run_completed() -> ResponseReturnValue:
     """Verify, parse, dedupe and queue a run-completion notification."""
-    ctx = services()
-    body = read_body(request, ctx.settings.max_body_bytes)
-    delivery_id = verify_delivery(
-        SOURCE, ctx.settings.run_webhook_secrets, verify_standard, STANDARD_ID, request, body
+    secrets = services().settings.run_webhook_secrets
+    delivery_id, event = signed_payload(
+        SOURCE, secrets, verify_standard, STANDARD_ID, RunCompleted, "run notification"
     )
-    data = parse_json_object(request, body)
-    try:
-        event: RunCompleted = parse_model(RunCompleted, data)
-    except PayloadError as exc:
-        raise Reject(400, f"invalid run notification: {exc.reason}") from exc
     summary = {"event": "run.completed", "run_id": event.run_id, "model": event.model_name}
     return enqueue(
         SOURCE, delivery_id, names.RUN_COMPLETED, [event.run_id, event.model_name], summary

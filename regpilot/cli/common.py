@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -74,3 +76,12 @@ def settings() -> Any:
 def emit_json(data: Any) -> None:
     """Print machine-readable output."""
     click.echo(json.dumps(data, indent=2, default=str, sort_keys=False))
+
+
+def private_addresses(host: str) -> list[str]:
+    """Return the non-public addresses `host` resolves to (none when it does not resolve)."""
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return []
+    return sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global)

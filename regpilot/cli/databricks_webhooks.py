@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
 import click
 
-from regpilot.cli.common import emit_json, settings
+from regpilot.cli.common import emit_json, private_addresses, settings
 
 DEFAULT_EVENTS = ("MODEL_VERSION_CREATED", "TRANSITION_REQUEST_CREATED")
 REGISTRY_WIDE_ONLY = "REGISTERED_MODEL_CREATED"
@@ -22,11 +20,7 @@ def url_warnings(url: str) -> list[str]:
     if parsed.scheme != "https":
         warnings.append("Databricks delivers to https URLs with a certificate from a trusted CA")
     host = parsed.hostname or ""
-    try:
-        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        addresses = set()
-    private = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global)
+    private = private_addresses(host)
     if private:
         warnings.append(
             f"{host} resolves to a non-public address ({', '.join(private)}): registry webhooks "

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import click
 from click.core import ParameterSource
 
-from regpilot.cli.common import emit_json, friendly_errors, settings
+from regpilot.cli.common import emit_json, friendly_errors, private_addresses, settings
+from regpilot.registry.paging import iter_pages
 
 WEBHOOK_NAME = "regpilot"
 DEFAULT_EVENTS = ("model_version.created",)
@@ -25,11 +26,7 @@ def url_warnings(url: str) -> list[str]:
             "(its default allows https only)"
         )
     host = parsed.hostname or ""
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        addresses = set()
-    private = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global)
+    private = private_addresses(host)
     if private:
         warnings.append(
             f"{host} resolves to a non-public address ({', '.join(private)}): the MLflow server "
@@ -53,7 +50,7 @@ def install_mlflow_webhook(
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    existing = [w for w in client.list_webhooks(max_results=1000) if w.name == name]
+    existing = [w for w in mlflow_webhooks(client) if w.name == name]
     if existing:
         hook = client.update_webhook(
             existing[0].webhook_id, url=url, events=list(events), secret=secret, status="ACTIVE"
@@ -67,6 +64,31 @@ def install_mlflow_webhook(
         description="regpilot: validate, register, alias, retain",
     )
     return hook.webhook_id, "created"
+
+
+target_option = click.option(
+    "--target",
+    type=click.Choice(["mlflow", "databricks"]),
+    default="mlflow",
+    show_default=True,
+    help="The MLflow server, or the Databricks workspace model registry.",
+)
+name_option = click.option(
+    "--name",
+    "hook_name",
+    default=WEBHOOK_NAME,
+    show_default=True,
+    help="MLflow: the webhook's name (install updates the webhook of that name).",
+)
+
+
+def mlflow_webhooks(client: Any) -> Iterator[Any]:
+    """Yield every webhook on the MLflow server, page by page."""
+    return iter_pages(lambda token: _page(client.list_webhooks(max_results=1000, page_token=token)))
+
+
+def _page(webhooks: Any) -> tuple[list[Any], str | None]:
+    return list(webhooks), webhooks.token or None
 
 
 @click.group()
@@ -89,23 +111,11 @@ def webhooks() -> None:
     help="entity.action to subscribe to (repeatable); Databricks event names with "
     "--target databricks (default MODEL_VERSION_CREATED, TRANSITION_REQUEST_CREATED).",
 )
-@click.option(
-    "--target",
-    type=click.Choice(["mlflow", "databricks"]),
-    default="mlflow",
-    show_default=True,
-    help="The MLflow server, or the Databricks workspace model registry.",
-)
+@target_option
 @click.option(
     "--model-name", default=None, help="Databricks: one model's webhook (default: registry-wide)."
 )
-@click.option(
-    "--name",
-    "hook_name",
-    default=WEBHOOK_NAME,
-    show_default=True,
-    help="MLflow: the webhook's name (install updates the webhook of that name).",
-)
+@name_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @friendly_errors
@@ -159,28 +169,16 @@ def list_hooks() -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=settings().mlflow_tracking_uri)
-    for hook in client.list_webhooks(max_results=1000):
+    for hook in mlflow_webhooks(client):
         events = ",".join(f"{e.entity}.{e.action}" for e in hook.events)
         click.echo(f"{hook.webhook_id}  {hook.name}  {hook.status}  {hook.url}  {events}")
 
 
 @webhooks.command("test")
-@click.option(
-    "--target",
-    type=click.Choice(["mlflow", "databricks"]),
-    default="mlflow",
-    show_default=True,
-    help="The MLflow server, or the Databricks workspace model registry.",
-)
+@target_option
 @click.option("--id", "webhook_id", default=None, help="Webhook id (default: regpilot's own).")
 @click.option("--event", default=None, help="Event to send (default: one the webhook has).")
-@click.option(
-    "--name",
-    "hook_name",
-    default=WEBHOOK_NAME,
-    show_default=True,
-    help="MLflow: the webhook's name (install updates the webhook of that name).",
-)
+@name_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly_errors
 def test_hook(
@@ -196,7 +194,7 @@ def test_hook(
 
     client = MlflowClient(tracking_uri=settings().mlflow_tracking_uri)
     if webhook_id is None:
-        ours = [w.webhook_id for w in client.list_webhooks(max_results=1000) if w.name == hook_name]
+        ours = [w.webhook_id for w in mlflow_webhooks(client) if w.name == hook_name]
         if not ours:
             raise click.ClickException(
                 f"no webhook named {hook_name!r} on the MLflow server: give --id or --name"

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
+from urllib.parse import urlsplit
 
 
 class RegistryError(Exception):
@@ -55,13 +56,33 @@ def registry_kind(tracking_uri: str, registry_uri: str | None) -> str:
     Without a registry URI, a `databricks` tracking URI means Unity Catalog (`databricks-uc`);
     any other tracking URI is its own registry.
     """
-    uri = registry_uri or tracking_uri
-    scheme = uri.split(":", 1)[0]
-    if scheme == "databricks-uc" or (not registry_uri and scheme == "databricks"):
+    scheme = registry_scheme(registry_uri_for(tracking_uri, registry_uri))
+    if scheme in ("databricks-uc", "uc"):
         return UNITY_CATALOG_CAPABILITIES.kind
     if scheme == "databricks":
         return WORKSPACE_CAPABILITIES.kind
     return OSS_CAPABILITIES.kind
+
+
+def registry_uri_for(tracking_uri: str, registry_uri: str | None) -> str:
+    """Return the registry URI MLflow uses for these URIs.
+
+    An explicit registry URI wins; otherwise a Databricks tracking URI (`databricks`,
+    `databricks://profile`) means Unity Catalog (`databricks-uc`, with the same profile), and any
+    other tracking URI is also the registry URI
+    (mlflow/tracking/_model_registry/utils.py `_get_default_registry_uri_for_tracking_uri`).
+    """
+    if registry_uri:
+        return registry_uri
+    if registry_scheme(tracking_uri) != "databricks":
+        return tracking_uri
+    profile = urlsplit(tracking_uri).netloc
+    return f"databricks-uc://{profile}" if profile else "databricks-uc"
+
+
+def registry_scheme(uri: str) -> str:
+    """Return the scheme MLflow picks a store by (`databricks` and `databricks-uc` bare or not)."""
+    return uri if uri in ("databricks", "databricks-uc", "uc") else urlsplit(uri).scheme
 
 
 class RunPhase(StrEnum):

@@ -8,6 +8,9 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
+Secrets = Sequence[str]
+Headers = Mapping[str, str]
+
 STANDARD_PREFIX = "whsec_"
 
 
@@ -32,6 +35,24 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def _required_headers(
+    headers: Mapping[str, str], names: tuple[str, str, str], now: float, tolerance: int
+) -> tuple[str, str, int]:
+    """Return the (id, signature, timestamp) a signed delivery must carry, or raise SignatureError.
+
+    `names` are the three header names in that order; the timestamp must be within `tolerance`.
+    """
+    id_name, signature_name, timestamp_name = names
+    delivery_id = _header(headers, id_name)
+    if not delivery_id:
+        raise SignatureError(f"missing {id_name} header")
+    signature = _header(headers, signature_name)
+    if not signature:
+        raise SignatureError(f"missing {signature_name} header")
+    timestamp = _check_timestamp(_header(headers, timestamp_name), now, tolerance)
+    return delivery_id, signature, timestamp
+
+
 def _check_timestamp(raw: str | None, now: float, tolerance: int) -> int:
     if raw is None or not raw.strip():
         raise SignatureError("missing timestamp header")
@@ -46,6 +67,13 @@ def _check_timestamp(raw: str | None, now: float, tolerance: int) -> int:
 
 def _hmac_b64(key: bytes, message: bytes) -> str:
     return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode("ascii")
+
+
+def _matched(delivery_id: str, expected: Sequence[str], offered: Sequence[str]) -> str:
+    """Return the delivery id if an offered signature is an expected one; else raise."""
+    if not _matches_any(expected, offered):
+        raise SignatureError("signature does not match")
+    return delivery_id
 
 
 def _matches_any(expected: Sequence[str], offered: Sequence[str]) -> bool:
@@ -71,27 +99,15 @@ def sign_mlflow(secret: str, delivery_id: str, timestamp: int, body: bytes) -> s
 
 
 def verify_mlflow(
-    secrets: Sequence[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float,
-    tolerance: int = 300,
+    secrets: Secrets, headers: Headers, body: bytes, *, now: float, tolerance: int = 300
 ) -> str:
     """Verify an MLflow registry delivery and return its delivery id, or raise SignatureError."""
-    delivery_id = _header(headers, MLFLOW_DELIVERY_ID)
-    if not delivery_id:
-        raise SignatureError("missing X-MLflow-Delivery-Id header")
-    signature = _header(headers, MLFLOW_SIGNATURE)
-    if not signature:
-        raise SignatureError("missing X-MLflow-Signature header")
-    timestamp = _check_timestamp(_header(headers, MLFLOW_TIMESTAMP), now, tolerance)
+    names = (MLFLOW_DELIVERY_ID, MLFLOW_SIGNATURE, MLFLOW_TIMESTAMP)
+    delivery_id, signature, timestamp = _required_headers(headers, names, now, tolerance)
     if not signature.startswith("v1,"):
         raise SignatureError("unsupported signature version")
     expected = [sign_mlflow(secret, delivery_id, timestamp, body)[3:] for secret in secrets]
-    if not _matches_any(expected, [signature[3:]]):
-        raise SignatureError("signature does not match")
-    return delivery_id
+    return _matched(delivery_id, expected, [signature[3:]])
 
 
 # --- Standard Webhooks (webhook-*): key is base64 after "whsec_", space-separated signatures -----
@@ -129,30 +145,18 @@ def sign_standard(secret: str, message_id: str, timestamp: int, body: bytes) -> 
 
 
 def verify_standard(
-    secrets: Sequence[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float,
-    tolerance: int = 300,
+    secrets: Secrets, headers: Headers, body: bytes, *, now: float, tolerance: int = 300
 ) -> str:
     """Verify a Standard Webhooks delivery and return its message id, or raise SignatureError."""
-    message_id = _header(headers, STANDARD_ID)
-    if not message_id:
-        raise SignatureError("missing webhook-id header")
-    signature_header = _header(headers, STANDARD_SIGNATURE)
-    if not signature_header:
-        raise SignatureError("missing webhook-signature header")
-    timestamp = _check_timestamp(_header(headers, STANDARD_TIMESTAMP), now, tolerance)
+    names = (STANDARD_ID, STANDARD_SIGNATURE, STANDARD_TIMESTAMP)
+    message_id, signature_header, timestamp = _required_headers(headers, names, now, tolerance)
     offered = [
         part[3:] for part in signature_header.split(" ") if part.startswith("v1,") and len(part) > 3
     ]
     if not offered:
         raise SignatureError("no v1 signature in webhook-signature")
     expected = [sign_standard(secret, message_id, timestamp, body)[3:] for secret in secrets]
-    if not _matches_any(expected, offered):
-        raise SignatureError("signature does not match")
-    return message_id
+    return _matched(message_id, expected, offered)
 
 
 # --- Databricks workspace registry: lowercase hex HMAC-SHA256 of the raw body, no timestamp ------

@@ -3,7 +3,7 @@
 The receiver's hot path: `send_task` costs about 0.5 ms of CPU per event (routing, message
 building, a new kombu client per publish) plus its own Redis round trip. When the broker is the
 same Redis as the store, the claim, the history record and the task message go in one Lua script
-instead (stores/redis_store.py `claim_and_enqueue`): one round trip, no kombu.
+instead (stores/redis_store.py `claim_delivery`): one round trip, no kombu.
 
 The message is Celery's task protocol 2 (celery/app/amqp.py `as_task_v2`) wrapped in kombu's
 Redis envelope (kombu/transport/virtual/base.py `basic_publish`), LPUSHed on the list kombu's

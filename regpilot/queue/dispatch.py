@@ -40,7 +40,9 @@ def dispatch(
         # can leave a claim without its message: release that one.
         message = task_message(celery, task_name, task_id, args, kwargs, queue)
         try:
-            claimed = store.claim_and_enqueue(source, delivery_id, summary, queue_key, message)
+            claimed = store.claim_delivery(
+                source, delivery_id, summary, enqueue=(queue_key, message)
+            )
         except redis.ResponseError:
             with contextlib.suppress(Exception):
                 store.release_delivery(source, delivery_id)

@@ -7,9 +7,8 @@ TransientRegistryError (retried by the task).
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,8 +32,8 @@ from regpilot.core.databricks import (
 )
 from regpilot.core.registry_port import NotFound, RegistryError, TransientRegistryError
 
-# The MLflow side of the job lookup splits errors exactly as the MLflow registry adapter does.
-from regpilot.registry.mlflow_registry import _translate as _mlflow
+# The MLflow side of the job lookup reads and translates errors as the MLflow adapter does.
+from regpilot.registry.mlflow_registry import experiment_names, search_runs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,7 +53,6 @@ _PERMANENT = (
     sdk_errors.ResourceConflict,
     sdk_errors.NotImplemented,
 )
-_EXPERIMENT_CHUNK = 100
 
 
 class DatabricksNotConfigured(RegistryError):
@@ -81,13 +79,7 @@ def _translate(call: Callable[[], T]) -> T:
 
 def sdk_config(settings: Settings) -> Config:
     """Return the SDK Config built from Settings alone (the SDK is handed every value)."""
-    problem = auth_problem(
-        settings.databricks_host,
-        token=settings.databricks_token is not None,
-        client_id=bool(settings.databricks_client_id),
-        client_secret=settings.databricks_client_secret is not None,
-        profile=settings.databricks_config_profile,
-    )
+    problem = auth_problem(settings.databricks_host, **settings.databricks_credentials_given)
     if problem:
         raise DatabricksNotConfigured(problem)
     timeout = settings.databricks_http_timeout
@@ -281,20 +273,6 @@ class MlflowJobRunsFinder:
         """Build the finder on the configured tracking server."""
         return cls(MlflowClient(tracking_uri=settings.mlflow_tracking_uri))
 
-    def _experiment_ids(self) -> list[str]:
-        ids: list[str] = []
-        token: str | None = None
-        while True:
-            page: Any = _mlflow(
-                functools.partial(
-                    self.client.search_experiments, max_results=1000, page_token=token
-                )
-            )
-            ids.extend(e.experiment_id for e in page)
-            token = page.token
-            if not token:
-                return ids
-
     def runs_for_job_runs(self, job_run_ids: Sequence[int]) -> list[FoundRun]:
         """Return the runs tagged `mlflow.databricks.jobRunID` = any of `job_run_ids`.
 
@@ -302,31 +280,12 @@ class MlflowJobRunsFinder:
         """
         if not job_run_ids:
             return []
-        experiments = self._experiment_ids()
+        experiments = sorted(experiment_names(self.client))
         found: dict[str, FoundRun] = {}
         for job_run_id in job_run_ids:
             query = f"tags.`{MLFLOW_DATABRICKS_JOB_RUN_ID}` = '{int(job_run_id)}'"
-            for run in self._search(experiments, query):
+            for run in search_runs(self.client, experiments, query):
                 found.setdefault(
                     run.info.run_id, FoundRun(run.info.run_id, run.info.status, job_run_id)
                 )
         return sorted(found.values(), key=lambda r: r.run_id)
-
-    def _search(self, experiments: list[str], query: str) -> Iterator[Any]:
-        for start in range(0, len(experiments), _EXPERIMENT_CHUNK):
-            chunk = experiments[start : start + _EXPERIMENT_CHUNK]
-            token: str | None = None
-            while True:
-                page: Any = _mlflow(
-                    functools.partial(
-                        self.client.search_runs,
-                        chunk,
-                        filter_string=query,
-                        max_results=500,
-                        page_token=token,
-                    )
-                )
-                yield from page
-                token = page.token
-                if not token:
-                    break

@@ -37,6 +37,8 @@ from regpilot.core.registry_port import (
     Unsupported,
     registry_kind,
 )
+from regpilot.registry import mlflow_internals
+from regpilot.registry.paging import Pages
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,12 +54,14 @@ _PERMANENT = {
     "CUSTOMER_UNAUTHORIZED",
     "FEATURE_DISABLED",
 }
+# How MLflow's workspace-registry store refuses what that registry lacks (aliases): it raises
+# before sending anything, with no error code of its own (INTERNAL_ERROR).
+_UNSUPPORTED = "is unsupported for models in the Workspace Model Registry"
 _PAGE = 1000
-# MLflow's Workspace Model Registry store refuses alias calls locally, with no error code.
-_UNSUPPORTED_MARK = "is unsupported for models in the Workspace Model Registry"
 _CAPABILITIES = {
     c.kind: c for c in (OSS_CAPABILITIES, UNITY_CATALOG_CAPABILITIES, WORKSPACE_CAPABILITIES)
 }
+_EXPERIMENT_CHUNK = 100  # search_runs takes at most 100 experiment ids
 
 
 def _translate(call: Callable[[], T]) -> T:
@@ -66,7 +70,7 @@ def _translate(call: Callable[[], T]) -> T:
         return call()
     except MlflowException as exc:
         code = getattr(exc, "error_code", "INTERNAL_ERROR")
-        if _UNSUPPORTED_MARK in str(exc.message):
+        if _UNSUPPORTED in str(exc.message):
             raise Unsupported(exc.message) from exc
         if code in _NOT_FOUND:
             raise NotFound(exc.message) from exc
@@ -79,6 +83,46 @@ def _translate(call: Callable[[], T]) -> T:
 
 def _stage(raw: str | None) -> str | None:
     return None if raw in (None, "", "None") else raw
+
+
+def paged(search: Callable[..., Any], *args: Any, **kwargs: Any) -> Pages[Any]:
+    """Return every page of an MLflow search (a PagedList with `.token`), errors translated."""
+
+    def fetch(token: str | None) -> tuple[Sequence[Any], str | None]:
+        page = _translate(functools.partial(search, *args, page_token=token, **kwargs))
+        return page, page.token or None
+
+    return Pages(fetch)
+
+
+def experiment_names(client: MlflowClient) -> dict[str, str]:
+    """Return every experiment's name by id."""
+    return {e.experiment_id: e.name for e in paged(client.search_experiments, max_results=1000)}
+
+
+def search_runs(client: MlflowClient, experiment_ids: Sequence[str], query: str) -> Iterator[Any]:
+    """Yield the runs matching `query` in any of the experiments (searched 100 at a time)."""
+    ids = list(experiment_ids)
+    for start in range(0, len(ids), _EXPERIMENT_CHUNK):
+        chunk = ids[start : start + _EXPERIMENT_CHUNK]
+        yield from paged(client.search_runs, chunk, filter_string=query, max_results=500)
+
+
+def _to_run(run: Any, experiment_name: str | None) -> RunInfo:
+    outputs = getattr(run, "outputs", None)
+    model_ids = (o.model_id for o in (getattr(outputs, "model_outputs", None) or []))
+    return RunInfo(
+        run_id=run.info.run_id,
+        experiment_id=run.info.experiment_id,
+        experiment_name=experiment_name,
+        status=run.info.status,
+        start_ms=run.info.start_time,
+        end_ms=run.info.end_time,
+        metrics=dict(run.data.metrics),
+        params=dict(run.data.params),
+        tags=dict(run.data.tags),
+        model_ids=tuple(dict.fromkeys(m for m in model_ids if m)),
+    )
 
 
 def _to_version(mv: Any) -> ModelVersion:
@@ -105,9 +149,10 @@ class MlflowRegistry:
         if registry_uri:
             mlflow.set_registry_uri(registry_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+        # The registry MLflow picks when none is given (`databricks` means Unity Catalog).
         self.capabilities = _CAPABILITIES[registry_kind(tracking_uri, registry_uri)]
         self.unity_catalog = self.capabilities is UNITY_CATALOG_CAPABILITIES
-        self.pages_read = 0
+        self._version_pages: Pages[Any] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MlflowRegistry:
@@ -120,23 +165,7 @@ class MlflowRegistry:
 
     def get_run(self, run_id: str) -> RunInfo:
         """Return a run with its metrics, params, tags and logged model ids."""
-        run = _translate(lambda: self.client.get_run(run_id))
-        outputs = getattr(run, "outputs", None)
-        model_ids = tuple(
-            o.model_id for o in (getattr(outputs, "model_outputs", None) or []) if o.model_id
-        )
-        return RunInfo(
-            run_id=run.info.run_id,
-            experiment_id=run.info.experiment_id,
-            experiment_name=None,
-            status=run.info.status,
-            start_ms=run.info.start_time,
-            end_ms=run.info.end_time,
-            metrics=dict(run.data.metrics),
-            params=dict(run.data.params),
-            tags=dict(run.data.tags),
-            model_ids=tuple(dict.fromkeys(model_ids)),
-        )
+        return _to_run(_translate(lambda: self.client.get_run(run_id)), experiment_name=None)
 
     def experiment_name(self, experiment_id: str) -> str | None:
         """Return an experiment's name (used for the policy's name mapping)."""
@@ -184,7 +213,7 @@ class MlflowRegistry:
         for entry in entries:
             if not entry.is_dir:
                 continue
-            children = _translate(lambda e=entry: self.client.list_artifacts(run_id, e.path))
+            children = _translate(functools.partial(self.client.list_artifacts, run_id, entry.path))
             if any(c.path.endswith("/MLmodel") or c.path == "MLmodel" for c in children):
                 mlmodel = self._read_mlmodel(f"runs:/{run_id}/{entry.path}/MLmodel") or {}
                 models.append(
@@ -243,90 +272,43 @@ class MlflowRegistry:
         )
         return [_to_version(mv) for mv in found]
 
+    @property
+    def pages_read(self) -> int:
+        """Return how many pages the last `iter_versions` read (retention reports it)."""
+        return self._version_pages.pages_read if self._version_pages else 0
+
     def iter_versions(self, name: str) -> Iterator[ModelVersion]:
         """Yield every version of a model, page by page (bounded pages, linear in versions)."""
-        self.pages_read = 0
-        token: str | None = None
-        while True:
-            page = _translate(
-                lambda t=token: self.client.search_model_versions(
-                    filter_string=f"name = '{_quote(name)}'", max_results=_PAGE, page_token=t
-                )
-            )
-            self.pages_read += 1
-            for mv in page:
-                yield _to_version(mv)
-            token = page.token
-            if not token:
-                return
+        self._version_pages = paged(
+            self.client.search_model_versions,
+            filter_string=f"name = '{_quote(name)}'",
+            max_results=_PAGE,
+        )
+        return map(_to_version, self._version_pages)
 
     def recent_versions(self, since_ms: int) -> Iterator[ModelVersion]:
         """Yield versions created since `since_ms`, newest first (stops at the first older one)."""
-        token: str | None = None
-        while True:
-            page = _translate(
-                lambda t=token: self.client.search_model_versions(
-                    order_by=["creation_timestamp DESC"], max_results=200, page_token=t
-                )
-            )
-            for mv in page:
-                if (mv.creation_timestamp or 0) < since_ms:
-                    return
-                yield _to_version(mv)
-            token = page.token
-            if not token:
+        newest_first = paged(
+            self.client.search_model_versions,
+            order_by=["creation_timestamp DESC"],
+            max_results=200,
+        )
+        for mv in newest_first:
+            if (mv.creation_timestamp or 0) < since_ms:
                 return
+            yield _to_version(mv)
 
     def unjudged_runs(self, since_ms: int) -> Iterator[RunInfo]:
         """Yield finished runs since `since_ms` that logged a model and carry no verdict tag."""
-        experiments: dict[str, str] = {}
-        token: str | None = None
-        while True:
-            page = _translate(
-                lambda t=token: self.client.search_experiments(max_results=1000, page_token=t)
-            )
-            experiments.update({e.experiment_id: e.name for e in page})
-            token = page.token
-            if not token:
-                break
-        ids = sorted(experiments)
+        experiments = experiment_names(self.client)
         query = (
             f"attributes.status = 'FINISHED' and attributes.end_time >= {int(since_ms)} "
             "and tags.validation_status IS NULL"
         )
-        for start in range(0, len(ids), 100):
-            chunk = ids[start : start + 100]
-            token = None
-            while True:
-                runs = _translate(
-                    lambda t=token, c=chunk: self.client.search_runs(
-                        c, filter_string=query, max_results=500, page_token=t
-                    )
-                )
-                for run in runs:
-                    outputs = getattr(run, "outputs", None)
-                    model_ids = tuple(
-                        o.model_id
-                        for o in (getattr(outputs, "model_outputs", None) or [])
-                        if o.model_id
-                    )
-                    if not model_ids:
-                        continue
-                    yield RunInfo(
-                        run_id=run.info.run_id,
-                        experiment_id=run.info.experiment_id,
-                        experiment_name=experiments.get(run.info.experiment_id),
-                        status=run.info.status,
-                        start_ms=run.info.start_time,
-                        end_ms=run.info.end_time,
-                        metrics=dict(run.data.metrics),
-                        params=dict(run.data.params),
-                        tags=dict(run.data.tags),
-                        model_ids=model_ids,
-                    )
-                token = runs.token
-                if not token:
-                    break
+        for run in search_runs(self.client, sorted(experiments), query):
+            info = _to_run(run, experiments.get(run.info.experiment_id))
+            if info.model_ids:
+                yield info
 
     def create_version(
         self,
@@ -337,6 +319,7 @@ class MlflowRegistry:
         description: str | None,
     ) -> ModelVersion:
         """Create a version with its tags in one call, creating the registered model if missing."""
+        self.refuse_tags(tags)
         model_id = source.split("/", 1)[1] if source.startswith("models:/") else None
 
         def create() -> Any:
@@ -360,19 +343,23 @@ class MlflowRegistry:
                     raise
             return _to_version(_translate(create))
 
+    def refuse_tags(self, tags: Mapping[str, str]) -> None:
+        """Refuse tags this registry would reject, before any call (an MLflow server takes any)."""
+
     def set_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
         """Set tags on a model version: one REST call per tag, plus one look-up in all.
 
         MlflowClient.set_model_version_tag looks the registered model up before every tag (to
         refuse prompts); the first tag goes through it, the rest straight to the registry client.
         """
+        self.refuse_tags(tags)
         if not tags:
             return
         (first_key, first_value), *rest = tags.items()
         _translate(
             lambda: self.client.set_model_version_tag(name, str(version), first_key, first_value)
         )
-        registry_client = self.client._get_registry_client()  # type: ignore[no-untyped-call]
+        registry_client = mlflow_internals.registry_client(self.client)
         for key, value in rest:
             _translate(
                 functools.partial(
@@ -392,7 +379,7 @@ class MlflowRegistry:
         so the call goes straight to the registry client (the server validates the alias).
         """
         self._require_aliases("set_registered_model_alias")
-        registry_client = self.client._get_registry_client()  # type: ignore[no-untyped-call]
+        registry_client = mlflow_internals.registry_client(self.client)
         _translate(
             functools.partial(registry_client.set_registered_model_alias, name, alias, str(version))
         )
@@ -406,10 +393,12 @@ class MlflowRegistry:
             return
 
     def _require_aliases(self, method: str) -> None:
+        """Refuse an alias call, as MLflow would but without a call, where there are no aliases."""
         if not self.capabilities.supports_aliases:
             raise Unsupported(
-                f"Method {method!r} is unsupported for models in the Workspace Model Registry: "
-                "it has no aliases (regpilot maps challenger/champion to stages there)"
+                f"Method '{method}' {_UNSUPPORTED}: it has stages, not aliases "
+                "(regpilot maps challenger/champion to stages there; set "
+                "MLFLOW_REGISTRY_URI=databricks-uc for Unity Catalog)"
             )
 
     def transition_stage(
@@ -423,7 +412,7 @@ class MlflowRegistry:
             )
         # Straight to the registry client: MlflowClient would read the registered model first
         # (to refuse prompts), one more REST call per archived version.
-        registry_client = self.client._get_registry_client()  # type: ignore[no-untyped-call]
+        registry_client = mlflow_internals.registry_client(self.client)
         return _to_version(
             _translate(
                 lambda: registry_client.transition_model_version_stage(
@@ -445,18 +434,16 @@ def _load_text(uri: str) -> str:
 
     mlflow.artifacts.load_text lists the parent folder first (to tell a file from a folder),
     a second REST call for every MLmodel read. Artifacts the tracking server proxies
-    (mlflow-artifacts:/, http) are fetched directly; other stores go through load_text.
+    (mlflow-artifacts:/, http) are fetched directly (mlflow_internals.download_file); other
+    stores go through load_text.
     """
     if uri.split(":", 1)[0] not in ("mlflow-artifacts", "http", "https"):
         return str(mlflow.artifacts.load_text(uri))
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
     folder, _, filename = uri.rpartition("/")
-    repository = get_artifact_repository(folder)
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(scratch) / filename
         try:
-            repository._download_file(filename, str(local))
+            mlflow_internals.download_file(folder, filename, str(local))
         except requests.HTTPError as exc:
             if exc.response is not None and exc.response.status_code == 404:
                 raise MlflowException(

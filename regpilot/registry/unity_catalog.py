@@ -16,13 +16,13 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from regpilot.core.registry_port import UNITY_CATALOG_CAPABILITIES, ModelVersion, RegistryError
 from regpilot.core.tags import MAX_TAG_VALUE, is_safe_tag_key
-from regpilot.registry.mlflow_registry import MlflowRegistry, _quote, _translate
+from regpilot.registry.mlflow_registry import MlflowRegistry, _quote, paged
+from regpilot.registry.paging import Pages
 
 MAX_TAGS_PER_CALL = 50  # Unity Catalog allows 50 tags per object
 _PAGE = 1000  # the documented maximum page size of model-version listing
@@ -66,76 +66,33 @@ class UnityCatalogRegistry(MlflowRegistry):
 
     # --- versions ---------------------------------------------------------------------------
 
-    def _search(self, filter_string: str, page_token: str | None, max_results: int) -> Any:
-        return _translate(
-            functools.partial(
-                self.client.search_model_versions,
-                filter_string=filter_string,
-                max_results=max_results,
-                page_token=page_token,
-            )
+    def _search(self, filter_string: str, max_results: int = _PAGE) -> Pages[Any]:
+        return paged(
+            self.client.search_model_versions, filter_string=filter_string, max_results=max_results
         )
 
     def versions_from_run(self, name: str, run_id: str) -> Sequence[ModelVersion]:
         """Return versions of `name` created from `run_id`, read one by one for their tags."""
-        found = self._search(f"run_id = '{_quote(run_id)}'", None, 100)
+        found = self._search(f"run_id = '{_quote(run_id)}'", 100)
         return [self.get_version(name, int(mv.version)) for mv in found if mv.name == name]
 
     def iter_versions(self, name: str) -> Iterator[ModelVersion]:
         """Yield every version of a model with its tags (search results have none on UC)."""
-        self.pages_read = 0
-        token: str | None = None
-        while True:
-            page = self._search(f"name = '{_quote(name)}'", token, _PAGE)
-            self.pages_read += 1
-            for mv in page:
-                yield self.get_version(name, int(mv.version))
-            token = page.token
-            if not token:
-                return
+        self._version_pages = self._search(f"name = '{_quote(name)}'")
+        return (self.get_version(name, int(mv.version)) for mv in self._version_pages)
 
     def recent_versions(self, since_ms: int) -> Iterator[ModelVersion]:
         """Yield versions created since `since_ms`, model by model (UC search has no order_by)."""
-        token: str | None = None
-        while True:
-            models: Any = _translate(
-                functools.partial(
-                    self.client.search_registered_models, max_results=_PAGE, page_token=token
-                )
-            )
-            for model in models:
-                yield from self._recent_of(model.name, since_ms)
-            token = models.token
-            if not token:
-                return
-
-    def _recent_of(self, name: str, since_ms: int) -> Iterator[ModelVersion]:
-        token: str | None = None
-        while True:
-            page = self._search(f"name = '{_quote(name)}'", token, _PAGE)
-            for mv in page:
+        for model in paged(self.client.search_registered_models, max_results=_PAGE):
+            for mv in self._search(f"name = '{_quote(model.name)}'"):
                 if (getattr(mv, "creation_timestamp", None) or 0) >= since_ms:
-                    yield self.get_version(name, int(mv.version))
-            token = page.token
-            if not token:
-                return
+                    yield self.get_version(model.name, int(mv.version))
 
-    def create_version(
-        self,
-        name: str,
-        source: str,
-        run_id: str,
-        tags: Mapping[str, str],
-        description: str | None,
-    ) -> ModelVersion:
-        """Create a version, refusing tags Unity Catalog would reject before any call."""
-        _check_tags(tags)
-        return super().create_version(name, source, run_id, tags, description)
-
-    def set_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
-        """Set version tags, refusing all of them if Unity Catalog would reject any."""
-        _check_tags(tags)
-        super().set_version_tags(name, version, tags)
+    def refuse_tags(self, tags: Mapping[str, str]) -> None:
+        """Refuse all the tags, before any call, if Unity Catalog would reject any of them."""
+        problems = tag_problems(tags)
+        if problems:
+            raise RegistryError("Unity Catalog would refuse these tags: " + "; ".join(problems))
 
     def delete_version(self, name: str, version: int) -> None:
         """Delete a version unless it holds an alias (deletion would drop the alias)."""
@@ -147,9 +104,3 @@ class UnityCatalogRegistry(MlflowRegistry):
                 f"{', '.join(held)}, and Unity Catalog deletes a version's aliases with it"
             )
         super().delete_version(name, version)
-
-
-def _check_tags(tags: Mapping[str, str]) -> None:
-    problems = tag_problems(tags)
-    if problems:
-        raise RegistryError("Unity Catalog would refuse these tags: " + "; ".join(problems))

@@ -56,44 +56,20 @@ class RedisStore:
 
     # --- deliveries and the event history ---------------------------------------------------
 
-    def claim_delivery(self, source: str, delivery_id: str, summary: dict[str, Any]) -> bool:
-        """Claim a delivery id and record it in the event history; False if already claimed.
-
-        One round trip: the claim (SET NX), the history record and the index trim are sent as a
-        pipeline whose later commands are no-ops when the claim fails (guarded by a Lua script).
-        """
-        record = json.dumps(
-            {
-                **summary,
-                "source": source,
-                "delivery_id": delivery_id,
-                "received_at": time.time(),
-                "outcome": "queued",
-            }
-        )
-        claimed = self._script("claim", _CLAIM_LUA)(
-            keys=[
-                self.key("delivery", source, delivery_id),
-                self.key("event", source, delivery_id),
-                self.key("events"),
-            ],
-            args=[self.delivery_ttl, record, f"{source}:{delivery_id}", self.max_events],
-        )
-        return bool(claimed)
-
-    def claim_and_enqueue(
+    def claim_delivery(
         self,
         source: str,
         delivery_id: str,
         summary: dict[str, Any],
-        queue_key: str,
-        message: str,
+        enqueue: tuple[str, str] | None = None,
     ) -> bool:
-        """Claim a delivery id, record it and LPUSH its task message, all in one script.
+        """Claim a delivery id and record it in the event history; False if already claimed.
 
-        The receiver's fast path (tasks/broker_message.py): when the broker is this Redis, the
-        task message goes onto its queue list in the same round trip as the claim, and only if
-        the claim succeeds. Returns False, queuing nothing, if the id was already claimed.
+        One script, one round trip: the claim (SET NX), the history record, the index trim
+        and, with `enqueue=(queue_key, message)`, an LPUSH of the task message onto its queue
+        list (the receiver's fast path when the broker is this Redis: see
+        regpilot/queue/broker_message.py). Nothing after the claim runs when the claim fails,
+        so a duplicate queues nothing.
         """
         record = json.dumps(
             {
@@ -104,16 +80,17 @@ class RedisStore:
                 "outcome": "queued",
             }
         )
-        claimed = self._script("claim_enqueue", _CLAIM_ENQUEUE_LUA)(
-            keys=[
-                self.key("delivery", source, delivery_id),
-                self.key("event", source, delivery_id),
-                self.key("events"),
-                queue_key,
-            ],
-            args=[self.delivery_ttl, record, f"{source}:{delivery_id}", self.max_events, message],
-        )
-        return bool(claimed)
+        keys = [
+            self.key("delivery", source, delivery_id),
+            self.key("event", source, delivery_id),
+            self.key("events"),
+        ]
+        args: list[Any] = [self.delivery_ttl, record, f"{source}:{delivery_id}", self.max_events]
+        if enqueue is not None:
+            queue_key, message = enqueue
+            keys.append(queue_key)
+            args.append(message)
+        return bool(self._script("claim", _CLAIM_LUA)(keys=keys, args=args))
 
     def release_delivery(self, source: str, delivery_id: str) -> None:
         """Forget a claim (the enqueue failed, so the sender's retry must be accepted)."""
@@ -279,23 +256,16 @@ class RedisStore:
             return False
 
 
+# KEYS: claim, event record, event index[, task queue]; ARGV: ttl, record, index entry,
+# index length[, task message]. The task message is pushed where kombu's Redis transport would.
 _CLAIM_LUA = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
   redis.call('LPUSH', KEYS[3], ARGV[3])
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-  return 1
-end
-return 0
-"""
-
-# _CLAIM_LUA plus the task message, pushed where kombu's Redis transport would push it.
-_CLAIM_ENQUEUE_LUA = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
-  redis.call('LPUSH', KEYS[3], ARGV[3])
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-  redis.call('LPUSH', KEYS[4], ARGV[5])
+  if KEYS[4] then
+    redis.call('LPUSH', KEYS[4], ARGV[5])
+  end
   return 1
 end
 return 0

@@ -10,9 +10,16 @@ What it serves itself (shapes from databricks-sdk 0.162 `service/jobs.py`, `serv
 - `/api/2.0/mlflow/transition-requests/{create,list,approve,reject}`; an approval moves the
   version's stage on the real MLflow server, as the workspace registry would.
 
-Everything else (`/api/2.0/mlflow/*`, `/api/2.0/mlflow-artifacts/*`, ...) is proxied to a real
-MLflow server, whose REST shapes are the same, so the registry side runs for real. The stub
-checks the bearer token on the endpoints it serves itself.
+Everything else is proxied to a real MLflow server, whose REST shapes are the same:
+`/api/2.0/mlflow/*` is what MLflow's own Databricks stores send with tracking URI `databricks`
+(DatabricksTracingRestStore) and registry URI `databricks`
+(DatabricksWorkspaceModelRegistryRestStore), so MLflow's Databricks client code runs for real.
+The stub checks the bearer token on everything under `/api/` except
+`/api/2.0/mlflow-artifacts/*`: artifacts are the http shortcut. The MLflow server hands out
+`mlflow-artifacts:/...` locations, which MLflow resolves only against an http tracking URI; the
+stub rewrites them in proxied answers to `<stub>/api/2.0/mlflow-artifacts/artifacts/...`, as a
+workspace hands out `dbfs:/...` locations (whose credential endpoints the stub does not serve).
+`requests` logs every request.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ _OWN_PREFIXES = (
     "/api/2.0/mlflow/transition-requests/",
 )
 
+# Served without a token: artifacts (the http shortcut, see the module docstring).
+_OPEN_PREFIXES = ("/api/2.0/mlflow-artifacts/",)
+
 
 class StubError(Exception):
     """An error answer in the Databricks shape `{error_code, message}`."""
@@ -59,6 +69,8 @@ class DatabricksStub:
         self.open_requests: list[dict[str, Any]] = []
         self.actions: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str, dict[str, list[str]]]] = []
+        # Every request: (method, path, whether it carried the workspace token).
+        self.requests: list[tuple[str, str, bool]] = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
@@ -114,6 +126,11 @@ class DatabricksStub:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
+
+    def requests_to(self, prefix: str) -> list[tuple[str, str, bool]]:
+        """Return every request whose path starts with `prefix` (own endpoints and proxied)."""
+        with self.lock:
+            return [request for request in self.requests if request[1].startswith(prefix)]
 
     def calls_to(self, path: str) -> list[tuple[str, str, dict[str, list[str]]]]:
         """Return the requests regpilot made to one of the stub's own endpoints."""
@@ -311,14 +328,20 @@ def _handler_for(stub: DatabricksStub) -> type[BaseHTTPRequestHandler]:
         def _handle(self) -> None:
             parts = urlsplit(self.path)
             raw = self._body()
+            authorized = self.headers.get("Authorization") == f"Bearer {stub.token}"
+            with stub.lock:
+                stub.requests.append((self.command, parts.path, authorized))
             if parts.path == "/.well-known/databricks-config":
                 self._json(200, {"workspace_id": WORKSPACE_ID, "cloud": "AWS"})
                 return
+            needs_token = parts.path.startswith("/api/") and not parts.path.startswith(
+                _OPEN_PREFIXES
+            )
+            if needs_token and not authorized:
+                self._json(401, {"error_code": "UNAUTHENTICATED", "message": "bad token"})
+                return
             if not parts.path.startswith(_OWN_PREFIXES):
                 self._proxy(raw)
-                return
-            if self.headers.get("Authorization") != f"Bearer {stub.token}":
-                self._json(401, {"error_code": "UNAUTHENTICATED", "message": "bad token"})
                 return
             try:
                 body = json.loads(raw) if raw else {}
@@ -347,6 +370,9 @@ def _handler_for(stub: DatabricksStub) -> type[BaseHTTPRequestHandler]:
                 payload = exc.read()
                 status = exc.code
                 content_type = exc.headers.get("Content-Type", "application/json")
+            if content_type.startswith("application/json"):
+                served_here = f'"{stub.url}/api/2.0/mlflow-artifacts/artifacts/'.encode()
+                payload = payload.replace(b'"mlflow-artifacts:/', served_here)
             self._send(status, payload, content_type)
 
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle

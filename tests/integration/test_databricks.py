@@ -2,8 +2,11 @@
 
 The stub (tests/integration/databricks_stub.py) answers the documented REST shapes regpilot calls
 through databricks-sdk and proxies /api/2.0/mlflow/* to the session's MLflow server. A receiver
-and a real Celery worker run with Databricks enabled, their tracking URI pointing at the stub.
-No live workspace is involved: see docs/DATABRICKS.md for what that leaves unverified.
+and a real Celery worker run with Databricks enabled and `MLFLOW_TRACKING_URI=databricks`,
+`DATABRICKS_HOST` = the stub: runs, experiments and logged models go through MLflow's own
+Databricks store (token, host metadata probe). Which registry each test uses (MLflow's workspace
+registry store, or the http shortcut where the workspace registry has no aliases) is listed in
+docs/DATABRICKS.md, with what no live workspace leaves unverified.
 """
 
 from __future__ import annotations
@@ -49,10 +52,14 @@ def stub(mlflow_server: str) -> Iterator[DatabricksStub]:
 
 
 @pytest.fixture(scope="module")
-def dbx_settings(settings: Settings, stub: DatabricksStub) -> Settings:
+def dbx_settings(settings: Settings, stub: DatabricksStub, mlflow_server: str) -> Settings:
     return derive(
         settings,
-        mlflow_tracking_uri=stub.url,
+        # MLflow's Databricks tracking store, against the stub: DATABRICKS_HOST + _TOKEN below.
+        mlflow_tracking_uri="databricks",
+        # The http shortcut for the registry: aliases exist neither in the workspace registry
+        # (see the workspace tests below) nor anywhere the stub could stand in for Unity Catalog.
+        mlflow_registry_uri=mlflow_server,
         task_queue=settings.task_queue + "-databricks",
         databricks_enabled=True,
         databricks_host=stub.url,
@@ -455,6 +462,78 @@ def test_model_version_created_validates_tags_and_aliases_the_version(dbx, clien
     assert "challenger" in stored.aliases
     [gate] = [d for d in dbx["store"].decisions(name) if d["kind"] == "gate"]
     assert gate["trigger"]["source"] == "databricks-registry"
+
+
+# --- the Databricks Workspace Model Registry (registry URI `databricks`) ------------------------
+
+
+@pytest.fixture(scope="module")
+def workspace(
+    dbx_settings: Settings, stub: DatabricksStub, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """A receiver and a worker on MLflow's workspace registry store, through the stub."""
+    ws_settings = derive(
+        dbx_settings,
+        mlflow_registry_uri="databricks",
+        task_queue=dbx_settings.task_queue + "-workspace",
+    )
+    receiver = ThreadedReceiver(ws_settings)
+    worker = WorkerProcess(
+        ws_settings, tmp_path_factory.mktemp("ws-worker") / "worker.log", name="dbx-ws"
+    )
+    yield {"settings": ws_settings, "receiver": receiver, "worker": worker, "stub": stub}
+    worker.stop()
+    receiver.stop()
+
+
+def _version_created_on_the_workspace_registry(
+    workspace: dict[str, Any], client: Any, store: Any
+) -> tuple[str, int, dict[str, Any]]:
+    """Register a passing version by hand, send its event, wait for the task's outcome."""
+    name = f"dbx-ws-{uuid.uuid4().hex[:8]}"
+    version = _register_by_hand(client, train_run(PASSING), name)
+    payload = {"event": "MODEL_VERSION_CREATED", "model_name": name, "version": str(version)}
+    body, headers = _signed({**payload, "event_timestamp": 1})
+    receiver = workspace["receiver"]
+    status, answer = post(f"{receiver.url}/webhooks/databricks/registry", body, headers)
+    assert status == 202, answer
+    record = wait_until(
+        lambda: _outcome(store, "databricks-registry", answer["delivery_id"]),
+        message="workspace registry outcome",
+    )
+    return name, version, record
+
+
+def test_workspace_registry_alias_refusal_is_permanent_never_retried(workspace, client, store):
+    stub = workspace["stub"]
+    before = len(stub.requests)
+    name, version, record = _version_created_on_the_workspace_registry(workspace, client, store)
+    # Under the shipped retry policy an error filed as transient ends as "dead" after its
+    # retries; "Method 'set_registered_model_alias' is unsupported ..." must not.
+    assert record["outcome"] != "dead", record
+    assert not [
+        letter
+        for letter in store.dead_letters()
+        if letter.get("kwargs", {}).get("delivery_id") == record["delivery_id"]
+    ]
+    # MLflow's Databricks stores did the work, with the workspace token, through the stub.
+    sent = stub.requests[before:]
+    assert ("GET", "/api/2.0/mlflow/model-versions/get", True) in sent
+    assert ("GET", "/api/2.0/mlflow/runs/get", True) in sent
+    assert all(authorized for _, path, authorized in sent if path.startswith("/api/2.0/mlflow/"))
+    # The workspace registry has no aliases: MLflow refuses before sending, so none was sent.
+    assert not [path for _, path, _ in sent if path.endswith("/registered-models/alias")]
+    assert "challenger" not in client.get_model_version(name, str(version)).aliases
+
+
+def test_workspace_registry_version_gets_its_verdict_tags(workspace, client, store):
+    name, version, record = _version_created_on_the_workspace_registry(workspace, client, store)
+    assert record["outcome"] == "processed", record
+    stored = client.get_model_version(name, str(version))
+    assert stored.tags.get("validation_status") == "PASSED"
+    assert "validation_report" in stored.tags
+    # No aliases there: the policy's default maps `challenger` to the Staging stage.
+    assert stored.current_stage == "Staging"
 
 
 def test_transition_requests_are_approved_or_rejected_with_the_verdict(dbx, client, registry_hook):

@@ -43,6 +43,10 @@ DATABRICKS_JOB_COMPLETED = TaskSpec(
 DATABRICKS_TRANSITION_REQUEST = TaskSpec(
     "regpilot.databricks_transition_request", ("name", "version", "stage"), ("model", "version")
 )
+# Model evaluation (issue 12): minutes of user code, so it runs on its own queue and its own
+# workers (`regpilot worker --role evaluate`); celery_config.py routes these by name.
+EVALUATE_MODEL = TaskSpec("regpilot.evaluate_model", ("name", "version"), ("model", "version"))
+EVALUATION_TASKS: tuple[TaskSpec, ...] = (EVALUATE_MODEL,)
 
 ALL_TASKS: tuple[TaskSpec, ...] = (
     RUN_COMPLETED,
@@ -50,6 +54,7 @@ ALL_TASKS: tuple[TaskSpec, ...] = (
     RECONCILE,
     DATABRICKS_JOB_COMPLETED,
     DATABRICKS_TRANSITION_REQUEST,
+    # EVALUATE_MODEL joins this list with its task body (every spec here must be registered).
 )
 BY_NAME: dict[str, TaskSpec] = {spec.name: spec for spec in ALL_TASKS}
 

@@ -205,3 +205,57 @@ def test_compose_configuration_finishes_a_killed_task_once_within_the_bound(
     )
     assert elapsed < BOUND_SECONDS
     _assert_once(RedisStore.from_settings(settings), MlflowClient(pausable_mlflow.url), model)
+
+
+def test_a_lost_run_task_is_queued_again_by_the_sweep_under_its_webhooks_model_name(
+    pausable_mlflow, redis_url, secrets, identity, tmp_path
+):
+    import json
+
+    import mlflow
+    from click.testing import CliRunner
+    from mlflow import MlflowClient
+
+    from config.settings import settings_environment
+    from regpilot.cli.main import main
+    from regpilot.workflows.reconcile import STALE_DELIVERY_SECONDS
+
+    mlflow.set_tracking_uri(pausable_mlflow.url)
+    settings = _zero_setup_settings(redis_url, pausable_mlflow.url, secrets, identity, tmp_path)
+    model = "death-lost-run"
+    # No `regpilot_model_name` tag, no name_mapping: only the webhook's model_name names it.
+    run_id = train_run(PASSING, experiment="death-lost-run-experiment")
+    delivery = _send(settings, run_id, model)
+    store = RedisStore.from_settings(settings)
+    # The task is lost (a broker that lost its data): the claim and the history stay.
+    queue_key = f"{settings.key_prefix}celery:{settings.task_queue}"
+    assert store.client.delete(queue_key) == 1
+    env = settings_environment(settings)
+
+    def dry_run() -> str:
+        result = CliRunner().invoke(main, ["reconcile", "--since", "1h", "--dry-run"], env=env)
+        assert result.exit_code == 0, result.output
+        return str(result.output)
+
+    assert run_id not in dry_run()  # just accepted: its task may still be on its way
+    # Let the delivery age past the threshold (rewrite its accepted time, not the threshold).
+    key = store.key("event", "runs", delivery)
+    record = json.loads(store.client.get(key))
+    record["received_at"] -= STALE_DELIVERY_SECONDS + 1
+    store.client.set(key, json.dumps(record))
+    assert f"unjudged run {run_id} -> {model}" in dry_run()
+
+    worker = DefaultWorker(settings, tmp_path / "sweep.log")
+    try:
+        swept = CliRunner().invoke(main, ["reconcile", "--since", "1h"], env=env)
+        assert swept.exit_code == 0 and "queued 1" in swept.output, swept.output
+        client = MlflowClient(pausable_mlflow.url)
+        wait_until(
+            lambda: client.search_model_versions(f"name = '{model}'"),
+            timeout=90,
+            message="the lost run registered by the sweep",
+        )
+    finally:
+        worker.stop()
+    (version,) = client.search_model_versions(f"name = '{model}'")
+    assert version.run_id == run_id

@@ -72,3 +72,19 @@ def test_redis_renews_leases_and_rabbitmq_confirms_publishes_instead():
     rabbit = _settings(broker_url="amqp://guest:guest@127.0.0.1:5672//")
     assert RenewVisibilityLeases not in create_celery(rabbit).steps["consumer"]
     assert broker_transport_options(rabbit) == {"confirm_publish": True}
+
+
+def test_only_run_deliveries_still_queued_past_the_threshold_count_as_lost():
+    from regpilot.workflows.reconcile import STALE_DELIVERY_SECONDS, stale_run_deliveries
+
+    now = 1_000_000.0
+    old = now - STALE_DELIVERY_SECONDS - 1
+    events = [
+        {"run_id": "lost", "model": "m", "outcome": "queued", "received_at": old},
+        {"run_id": "young", "model": "m", "outcome": "queued", "received_at": now - 5},
+        {"run_id": "done", "model": "m", "outcome": "processed", "received_at": old},
+        {"run_id": "dead", "model": "m", "outcome": "dead", "received_at": old},
+        {"run_id": "nameless", "outcome": "queued", "received_at": old},
+        {"event": "model_version.created", "model": "m", "outcome": "queued", "received_at": old},
+    ]
+    assert stale_run_deliveries(events, now) == {"lost": "m"}

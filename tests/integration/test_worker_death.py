@@ -259,3 +259,108 @@ def test_a_lost_run_task_is_queued_again_by_the_sweep_under_its_webhooks_model_n
         worker.stop()
     (version,) = client.search_model_versions(f"name = '{model}'")
     assert version.run_id == run_id
+
+
+def test_with_rabbitmq_unreachable_the_receiver_answers_503_and_releases_the_claim(
+    pausable_mlflow, redis_url, secrets, identity, tmp_path
+):
+    from regpilot.cli.stack import free_port
+    from tests.worker_processes import RABBITMQ_URL
+
+    if not rabbitmq_answers():
+        pytest.fail("no RabbitMQ on 127.0.0.1:5672 (.ci/run starts it)")
+    where = (redis_url, pausable_mlflow.url, secrets, identity, tmp_path)
+    production = settings_from(compose_environment("web", *where))
+    closed = production.model_copy(
+        update={"broker_url": f"amqp://guest:guest@127.0.0.1:{free_port()}//"}
+    )
+    store = RedisStore.from_settings(production)
+    body, headers = run_webhook(secrets.run_webhook_secret, "run-broker-down", "m")
+    refused = create_app(closed, configure_logging=False).test_client()
+    response = refused.post("/webhooks/runs", data=body, headers=headers)
+    assert response.status_code == 503 and response.json["reason"]
+    delivery = headers["webhook-id"]
+    # No claim is left without its task: nothing claimed, nothing in the history.
+    assert not store.client.exists(store.key("delivery", "runs", delivery))
+    assert all(e.get("delivery_id") != delivery for e in store.events(100))
+
+    # The sender's retry, once the broker answers, is accepted and queued (not a duplicate).
+    assert production.effective_broker_url == RABBITMQ_URL
+    try:
+        accepted = create_app(production, configure_logging=False).test_client()
+        retried = accepted.post("/webhooks/runs", data=body, headers=headers)
+        assert retried.status_code == 202 and retried.json["status"] == "queued"
+        from kombu import Connection
+
+        with Connection(RABBITMQ_URL) as connection:
+            declared = connection.default_channel.queue_declare(production.task_queue, passive=True)
+        assert declared.message_count == 1
+    finally:
+        delete_rabbitmq_queues(production.task_queue)
+
+
+def test_redis_default_long_tasks_and_held_retries_run_once_and_a_dead_workers_come_back(
+    redis_url, identity, tmp_path
+):
+    """Evaluation work on the zero-setup default: tasks far longer than the visibility timeout.
+
+    A live worker renews the lease of what it holds, so a task running for twice the timeout
+    and a retry waiting past it for its ETA each run once. When the whole worker dies, its
+    task comes back within the bound (then runs again in full: an evaluation's bound is this
+    plus REGPILOT_EVALUATION_TIME_LIMIT).
+    """
+    from regpilot.queue.celery_config import create_celery
+    from tests.lease_tasks import COUNT, HOLD
+
+    settings = Settings(redis_url=redis_url, **identity)
+    timeout = settings.broker_visibility_timeout  # the shipped default
+    client = redis_lib.Redis.from_url(redis_url)
+    key = settings.key_prefix + "test:"
+    producer = create_celery(settings)
+
+    def start(log: Path) -> LocalWorker:
+        argv = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker"]
+        argv += ["-I", "tests.lease_tasks", "-Q", settings.task_queue, "-c", "2"]
+        argv += ["--without-gossip", "--without-mingle", "-n", f"lease-{uuid.uuid4().hex[:6]}@%h"]
+        from config.settings import settings_environment
+
+        return LocalWorker(argv, settings_environment(settings), log)
+
+    def counted(name: str) -> int:
+        return int(client.get(key + name) or 0)
+
+    first = start(tmp_path / "first.log")
+    second: LocalWorker | None = None
+    try:
+        producer.send_task(HOLD, args=[key + "long", key + "release-long", 600])
+        producer.send_task(COUNT, args=[key + "eta"], countdown=timeout + 40)
+        wait_until(lambda: counted("long") == 1, timeout=60, message="the long task started")
+        time.sleep(2 * timeout + 10)  # two visibility timeouts and more: no redelivery
+        assert counted("long") == 1, "a running task was handed out again"
+        assert counted("eta") == 1, "the held retry did not run once at its ETA"
+        client.lpush(key + "release-long", "go")
+        wait_until(lambda: counted("long:done") == 1, timeout=30, message="long task done")
+
+        producer.send_task(HOLD, args=[key + "killed", key + "release-killed", 600])
+        wait_until(lambda: counted("killed") == 1, timeout=60, message="the task started")
+        first.kill_everything()
+        killed_at = time.monotonic()
+        second = start(tmp_path / "second.log")
+        wait_until(
+            lambda: counted("killed") == 2,
+            timeout=BOUND_SECONDS,
+            interval=0.5,
+            message="the dead worker's task handed out again",
+        )
+        elapsed = time.monotonic() - killed_at
+        client.lpush(key + "release-killed", "go")
+        wait_until(lambda: counted("killed:done") == 1, timeout=30, message="rerun done")
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                worker.stop()
+    print(
+        f"\nzero-setup Redis, held task redelivered {elapsed:.1f} s after the kill", file=sys.stderr
+    )
+    assert elapsed < BOUND_SECONDS
+    assert counted("long") == 1 and counted("eta") == 1 and counted("killed:done") == 1

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -23,7 +24,7 @@ from urllib.parse import urlparse
 import yaml
 
 from config.settings import Settings, child_environment, settings_environment
-from regpilot.cli.stack import Secrets
+from regpilot.cli.stack import Secrets, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -164,11 +165,11 @@ def compose_environment(
         env[key] = text
     env["REGPILOT_POLICY_FILE"] = str(ROOT / "tests" / "fixtures" / "policy.yaml")
     env["REGPILOT_STATE_DIR"] = str(state)
-    if "REGPILOT_WORKER_METRICS_PORT" in env:
-        env.pop("REGPILOT_WORKER_METRICS_PORT")  # one port per container there; many here
-        env.pop("REGPILOT_WORKER_METRICS_HOST", None)
+    if "REGPILOT_WORKER_METRICS_PORT" in env:  # one port per container there; many here
+        env["REGPILOT_WORKER_METRICS_PORT"] = str(free_port())
+        env["REGPILOT_WORKER_METRICS_HOST"] = "127.0.0.1"
     if "PROMETHEUS_MULTIPROC_DIR" in env:
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(state / "metrics")
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(state / f"metrics-{service}-{uuid.uuid4().hex[:6]}")
     # Not in the compose file (one stack per host): a test's own keys and queues.
     env["REGPILOT_KEY_PREFIX"] = identity["key_prefix"]
     env["REGPILOT_TASK_QUEUE"] = identity["task_queue"]

@@ -103,12 +103,16 @@ def _kill_mid_task(
     tmp_path: Path,
     model: str,
     whole_worker: bool,
-) -> tuple[float, list[LocalWorker]]:
-    """Kill a worker while it runs the task; return (seconds from kill to outcome, workers)."""
+    workers: list[LocalWorker],
+) -> float:
+    """Kill a worker while it runs the task; return the seconds from the kill to the outcome.
+
+    Every worker started is appended to `workers`, for the caller to stop.
+    """
     run_id = train_run(PASSING, experiment=model)
     store = RedisStore.from_settings(settings)
     first = start_worker(tmp_path / "first.log")
-    workers = [first]
+    workers.append(first)
     mlflow.pause()  # the task blocks on its first MLflow call: "mid-task"
     try:
         delivery = _send(settings, run_id, model)
@@ -135,7 +139,7 @@ def _kill_mid_task(
         interval=0.5,
         message="the killed worker's task processed",
     )
-    return time.monotonic() - killed_at, workers
+    return time.monotonic() - killed_at
 
 
 def _assert_once(store: RedisStore, client: Any, model: str) -> None:
@@ -156,13 +160,14 @@ def test_zero_setup_redis_default_finishes_a_killed_task_once_within_the_bound(
     model = f"death-redis-{'whole' if whole_worker else 'child'}"
     workers: list[LocalWorker] = []
     try:
-        elapsed, workers = _kill_mid_task(
+        elapsed = _kill_mid_task(
             pausable_mlflow,
             settings,
             lambda log: DefaultWorker(settings, log),
             tmp_path,
             model,
             whole_worker,
+            workers,
         )
     finally:
         for worker in workers:
@@ -193,8 +198,8 @@ def test_compose_configuration_finishes_a_killed_task_once_within_the_bound(
 
     workers: list[LocalWorker] = []
     try:
-        elapsed, workers = _kill_mid_task(
-            pausable_mlflow, settings, start, tmp_path, model, whole_worker
+        elapsed = _kill_mid_task(
+            pausable_mlflow, settings, start, tmp_path, model, whole_worker, workers
         )
     finally:
         for worker in workers:

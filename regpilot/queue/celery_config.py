@@ -6,6 +6,7 @@ Producers (the receiver, the CLI) build an app with no task modules; the worker'
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ from regpilot.queue.names import EVALUATION_TASKS, RECONCILE
 # `consumer_timeout` (default 30 minutes), so no task may be held that long: neither a retry
 # waiting for its ETA (REGPILOT_TASK_RETRY_BACKOFF_MAX) nor an evaluation (its time limit).
 RABBITMQ_CONSUMER_TIMEOUT_SECONDS = 1800
+
+log = logging.getLogger("regpilot.queue")
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
@@ -94,6 +97,15 @@ def create_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
         },
     )
     app.conf.regpilot_settings = settings
+    held = max(settings.evaluation_time_limit, settings.task_retry_backoff_max)
+    if not settings.broker_is_redis and held >= RABBITMQ_CONSUMER_TIMEOUT_SECONDS:
+        log.warning(
+            "broker.consumer_timeout",
+            extra={
+                "error": f"a task may be held {held} s, past RabbitMQ's default consumer_timeout "
+                f"({RABBITMQ_CONSUMER_TIMEOUT_SECONDS} s): raise consumer_timeout on the broker"
+            },
+        )
     if settings.broker_is_redis:
         from regpilot.queue.lease import RenewVisibilityLeases
 

@@ -44,7 +44,7 @@ def test_the_receivers_direct_write_stays_on_for_registry_tasks_only():
 def test_an_evaluation_task_gets_the_hard_time_limit_where_it_is_registered():
     app = create_celery(_settings(evaluation_time_limit=500))
 
-    @app.task(name=names.EVALUATE_MODEL.name)
+    @app.task(name=names.EVALUATE_MODEL.name, shared=False)  # not on the worker's app
     def evaluate(name: str, version: str) -> None:
         return None
 

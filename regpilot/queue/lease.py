@@ -30,7 +30,7 @@ def held_delivery_tags(channel: Any) -> list[str]:
     delivered = getattr(qos, "_delivered", None)
     if not delivered:
         return []
-    done = getattr(qos, "_dirty", set())
+    done: set[Any] = getattr(qos, "_dirty", set())
     for _ in range(3):  # a threads/solo pool's timer runs beside the consumer: retry a race
         try:
             return [str(tag) for tag in list(delivered) if tag not in done]

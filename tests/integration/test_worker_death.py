@@ -325,7 +325,7 @@ def test_redis_default_long_tasks_and_held_retries_run_once_and_a_dead_workers_c
 
     def start(log: Path) -> LocalWorker:
         argv = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker"]
-        argv += ["-I", "tests.lease_tasks", "-Q", settings.task_queue, "-c", "2"]
+        argv += ["-I", "tests.lease_tasks", "-Q", settings.task_queue, "-c", "2", "-l", "INFO"]
         argv += ["--without-gossip", "--without-mingle", "-n", f"lease-{uuid.uuid4().hex[:6]}@%h"]
         from config.settings import settings_environment
 

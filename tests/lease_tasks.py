@@ -6,6 +6,8 @@ handed out twice. Not part of regpilot: its own task names live in regpilot/queu
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from tasks.celery_app import app
@@ -23,7 +25,11 @@ def hold(counter: str, release: str, seconds: int) -> None:
     """Count a start, then block until the test pushes onto `release` (a long evaluation)."""
     client = _redis()
     client.incr(counter)
-    client.blpop([release], timeout=seconds)
+    deadline = time.monotonic() + seconds
+    # Short blocking reads: a client's socket timeout must not end the wait early.
+    while client.blpop([release], timeout=1) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release} was not pushed within {seconds} s")
     client.incr(counter + ":done")
 
 

@@ -304,32 +304,43 @@ def test_with_rabbitmq_unreachable_the_receiver_answers_503_and_releases_the_cla
         delete_rabbitmq_queues(production.task_queue)
 
 
-def test_redis_default_long_tasks_and_held_retries_run_once_and_a_dead_workers_come_back(
-    redis_url, identity, tmp_path
+@pytest.mark.parametrize("configuration", ["zero-setup", "compose-evaluator"])
+def test_long_tasks_and_held_retries_run_once_and_a_dead_workers_come_back(
+    redis_url, secrets, identity, tmp_path, configuration
 ):
-    """Evaluation work on the zero-setup default: tasks far longer than the visibility timeout.
+    """Evaluation-length work: tasks far longer than Redis's visibility timeout.
 
-    A live worker renews the lease of what it holds, so a task running for twice the timeout
-    and a retry waiting past it for its ETA each run once. When the whole worker dies, its
-    task comes back within the bound (then runs again in full: an evaluation's bound is this
-    plus REGPILOT_EVALUATION_TIME_LIMIT).
+    On Redis a live worker renews the lease of what it holds, so a task running for twice the
+    timeout and a retry waiting past it for its ETA each run once; RabbitMQ has no such
+    timeout. When the whole worker dies, its task comes back within the bound (then runs again
+    in full: an evaluation's bound is this plus REGPILOT_EVALUATION_TIME_LIMIT). The worker is
+    `celery worker` with the test's tasks included, in the environment of the configuration.
     """
+    from config.settings import settings_environment
     from regpilot.queue.celery_config import create_celery
     from tests.lease_tasks import COUNT, HOLD
 
-    settings = Settings(redis_url=redis_url, **identity)
-    timeout = settings.broker_visibility_timeout  # the shipped default
+    if configuration == "zero-setup":
+        settings = Settings(redis_url=redis_url, **identity)
+        env = settings_environment(settings)
+        queue = settings.task_queue
+    else:
+        if not rabbitmq_answers():
+            pytest.fail("no RabbitMQ on 127.0.0.1:5672 (.ci/run starts it)")
+        nowhere = "http://127.0.0.1:9"  # these tasks never call MLflow
+        env = compose_environment("evaluator", redis_url, nowhere, secrets, identity, tmp_path)
+        settings = settings_from(env)
+        queue = settings.effective_evaluation_queue
+    timeout = settings.broker_visibility_timeout  # the shipped default (Redis's; 60 s)
     client = redis_lib.Redis.from_url(redis_url)
     key = settings.key_prefix + "test:"
     producer = create_celery(settings)
 
     def start(log: Path) -> LocalWorker:
         argv = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker"]
-        argv += ["-I", "tests.lease_tasks", "-Q", settings.task_queue, "-c", "2", "-l", "INFO"]
+        argv += ["-I", "tests.lease_tasks", "-Q", queue, "-c", "2", "-l", "INFO"]
         argv += ["--without-gossip", "--without-mingle", "-n", f"lease-{uuid.uuid4().hex[:6]}@%h"]
-        from config.settings import settings_environment
-
-        return LocalWorker(argv, settings_environment(settings), log)
+        return LocalWorker(argv, env, log)
 
     def counted(name: str) -> int:
         return int(client.get(key + name) or 0)
@@ -337,8 +348,8 @@ def test_redis_default_long_tasks_and_held_retries_run_once_and_a_dead_workers_c
     first = start(tmp_path / "first.log")
     second: LocalWorker | None = None
     try:
-        producer.send_task(HOLD, args=[key + "long", key + "release-long", 600])
-        producer.send_task(COUNT, args=[key + "eta"], countdown=timeout + 40)
+        producer.send_task(HOLD, args=[key + "long", key + "release-long", 600], queue=queue)
+        producer.send_task(COUNT, args=[key + "eta"], countdown=timeout + 40, queue=queue)
         wait_until(lambda: counted("long") == 1, timeout=60, message="the long task started")
         time.sleep(2 * timeout + 10)  # two visibility timeouts and more: no redelivery
         assert counted("long") == 1, "a running task was handed out again"
@@ -346,7 +357,7 @@ def test_redis_default_long_tasks_and_held_retries_run_once_and_a_dead_workers_c
         client.lpush(key + "release-long", "go")
         wait_until(lambda: counted("long:done") == 1, timeout=30, message="long task done")
 
-        producer.send_task(HOLD, args=[key + "killed", key + "release-killed", 600])
+        producer.send_task(HOLD, args=[key + "killed", key + "release-killed", 600], queue=queue)
         wait_until(lambda: counted("killed") == 1, timeout=60, message="the task started")
         first.kill_everything()
         killed_at = time.monotonic()
@@ -364,8 +375,8 @@ def test_redis_default_long_tasks_and_held_retries_run_once_and_a_dead_workers_c
         for worker in (first, second):
             if worker is not None:
                 worker.stop()
-    print(
-        f"\nzero-setup Redis, held task redelivered {elapsed:.1f} s after the kill", file=sys.stderr
-    )
+        if configuration != "zero-setup":
+            delete_rabbitmq_queues(queue)
+    print(f"\n{configuration}: held task handed out again {elapsed:.1f} s later", file=sys.stderr)
     assert elapsed < BOUND_SECONDS
     assert counted("long") == 1 and counted("eta") == 1 and counted("killed:done") == 1

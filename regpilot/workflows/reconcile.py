@@ -12,8 +12,8 @@ from regpilot.workflows.context import Context
 
 # A run delivery still "queued" this long after it was accepted has lost its task (a broker
 # that lost its data, a worker that died where no redelivery reached): the sweep queues it
-# again. Longer than a task's whole retry budget (about a minute at the defaults), so work that
-# is only waiting for its retry is not queued twice.
+# again. Longer than a task's whole retry budget (5 retries, backoff under a minute, MLflow
+# timeouts: a few minutes at the defaults), so work still retrying is not queued twice.
 STALE_DELIVERY_SECONDS = 600
 
 

@@ -111,10 +111,33 @@ class Settings(BaseSettings):
         default=24.0, gt=0, description="How far back a reconciliation sweep looks."
     )
     broker_visibility_timeout: int = Field(
-        default=3600,
+        default=60,
         ge=5,
-        description="Seconds before Redis hands an unacknowledged task (dead worker) to another "
-        "worker; must exceed the longest task plus its retry backoff.",
+        description="Redis broker only: seconds after which a task whose worker died is handed "
+        "to another worker. A live worker renews the lease of every task it holds (running or "
+        "waiting for its retry time), so this bounds recovery, not task length.",
+    )
+    evaluation_queue: str | None = Field(
+        default=None,
+        description="Celery queue of model evaluations; defaults to `<task_queue>-evaluate`.",
+    )
+    evaluation_time_limit: int = Field(
+        default=420,
+        ge=30,
+        description="Hard limit, seconds, of one evaluation task: the worker kills the pool "
+        "process past it. Above the policy's largest `timeout_seconds` (default 300) plus the "
+        "time to load the model and log the results.",
+    )
+    evaluation_max_memory_per_child: int = Field(
+        default=2_000_000,
+        ge=50_000,
+        description="KiB of resident memory after which an evaluate worker's pool process is "
+        "replaced (after its current task), so one huge model does not stay in the next.",
+    )
+    evaluation_max_tasks_per_child: int = Field(
+        default=20,
+        ge=1,
+        description="Evaluations one pool process runs before it is replaced by a fresh one.",
     )
     ops_token: SecretStr | None = Field(
         default=None,
@@ -307,6 +330,16 @@ class Settings(BaseSettings):
     def effective_mlflow_ui_url(self) -> str:
         """Return the MLflow UI base URL that notification links point at."""
         return self.mlflow_ui_url or self.mlflow_tracking_uri
+
+    @property
+    def effective_evaluation_queue(self) -> str:
+        """Return the Celery queue of evaluation tasks."""
+        return self.evaluation_queue or f"{self.task_queue}-evaluate"
+
+    @property
+    def broker_is_redis(self) -> bool:
+        """Tell whether the Celery broker is Redis (visibility-timeout redelivery)."""
+        return self.effective_broker_url.startswith(("redis://", "rediss://", "unix://"))
 
     @property
     def uses_unity_catalog(self) -> bool:

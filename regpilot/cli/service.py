@@ -66,9 +66,16 @@ def serve(host: str, port: int, workers: int, insecure_no_signature: bool) -> No
     help="Celery pool.",
 )
 @click.option("--hostname", default=None, help="Celery node name (default: regpilot@<host>).")
+@click.option(
+    "--role",
+    default="all",
+    show_default=True,
+    type=click.Choice(["all", "registry", "evaluate"]),
+    help="Which queues to consume: registry work, model evaluations, or both.",
+)
 @friendly_errors
-def worker(concurrency: int, pool: str, hostname: str | None) -> None:
-    """Run a Celery worker that processes regpilot's queue."""
+def worker(concurrency: int, pool: str, hostname: str | None, role: str) -> None:
+    """Run a Celery worker that processes regpilot's queues (registry work, evaluations)."""
     from config.policy import load_policy
     from config.settings import WORKER_SECRETS
     from regpilot.observability.logging import setup_logging
@@ -83,10 +90,18 @@ def worker(concurrency: int, pool: str, hostname: str | None) -> None:
         _serve_worker_metrics(config)
     from tasks.celery_app import app
 
+    queues = worker_queues(config, role)
+    if role != "registry":
+        # One huge model must not stay in the next evaluation's process: replace a pool
+        # process (after its task) once it holds this much.
+        app.conf.worker_max_memory_per_child = config.evaluation_max_memory_per_child
+    if role == "evaluate":
+        # Not for `all`: restarting registry processes every few tasks costs their imports.
+        app.conf.worker_max_tasks_per_child = config.evaluation_max_tasks_per_child
     argv = [
         "worker",
         "-Q",
-        config.task_queue,
+        ",".join(queues),
         "-c",
         str(concurrency),
         "-P",
@@ -101,6 +116,16 @@ def worker(concurrency: int, pool: str, hostname: str | None) -> None:
     if config.log_format == "json":
         argv.insert(0, "--quiet")  # no start-up banner: every line on stdout/stderr is JSON
     app.worker_main(argv)
+
+
+def worker_queues(config: Any, role: str) -> list[str]:
+    """Return the queues a worker of this role consumes."""
+    by_role = {
+        "registry": [config.task_queue],
+        "evaluate": [config.effective_evaluation_queue],
+        "all": [config.task_queue, config.effective_evaluation_queue],
+    }
+    return by_role[role]
 
 
 def _serve_worker_metrics(config: Any) -> None:

@@ -8,9 +8,9 @@ instead (stores/redis_store.py `claim_delivery`): one round trip, no kombu.
 The message is Celery's task protocol 2 (celery/app/amqp.py `as_task_v2`) wrapped in kombu's
 Redis envelope (kombu/transport/virtual/base.py `basic_publish`), LPUSHed on the list kombu's
 `_put` uses for priority 0: `<global_keyprefix><queue>`. Whenever anything would make
-`send_task` write something else (routes, priorities, compression, publish signals, a task
-registered in this process with its own options), `direct_queue_key` answers None and the
-caller uses `send_task`.
+`send_task` write something else (a route for this task, priorities, compression, publish
+signals, a task registered in this process with its own options), `direct_queue_key` answers
+None and the caller uses `send_task`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _app_prefix(celery: Celery) -> str | None:
         and conf.task_protocol == 2
         and conf.task_serializer == "json"
         and not conf.task_compression
-        and not conf.task_routes
+        and _routes_by_exact_name(conf.task_routes)
         and conf.task_queues is None
         and conf.task_default_priority is None
         and conf.task_queue_max_priority is None
@@ -61,6 +61,15 @@ def _app_prefix(celery: Celery) -> str | None:
     prefix = str(options.get("global_keyprefix", "")) if plain else None
     _APP_PREFIX[celery] = prefix
     return prefix
+
+
+def _routes_by_exact_name(routes: Any) -> bool:
+    """Tell whether task routes, if any, are a plain name -> options mapping (no patterns)."""
+    if not routes:
+        return True
+    return isinstance(routes, Mapping) and not any(
+        not isinstance(name, str) or any(c in name for c in "*?[") for name in routes
+    )
 
 
 def _server(pool: redis.ConnectionPool) -> tuple[Any, ...]:
@@ -87,6 +96,9 @@ def direct_queue_key(celery: Celery, client: redis.Redis, task_name: str, queue:
     if prefix is None:
         return None
     if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
+        return None
+    # A routed task may go elsewhere or carry the route's options: only send_task knows.
+    if task_name in (celery.conf.task_routes or {}):
         return None
     # A task registered here would lend send_task its own options (ignore_result, limits...).
     registered = getattr(celery, "_tasks", None)

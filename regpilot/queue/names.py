@@ -46,6 +46,10 @@ DATABRICKS_TRANSITION_REQUEST = TaskSpec(
 # One decision event to one notification destination (named in the model's policy, so no URL or
 # secret ever travels through the broker).
 NOTIFY = TaskSpec("regpilot.notify", ("model", "destination", "event"), ("model",))
+# Model evaluation (issue 12): minutes of user code, so it runs on its own queue and its own
+# workers (`regpilot worker --role evaluate`); celery_config.py routes these by name.
+EVALUATE_MODEL = TaskSpec("regpilot.evaluate_model", ("name", "version"), ("model", "version"))
+EVALUATION_TASKS: tuple[TaskSpec, ...] = (EVALUATE_MODEL,)
 
 ALL_TASKS: tuple[TaskSpec, ...] = (
     RUN_COMPLETED,
@@ -54,6 +58,7 @@ ALL_TASKS: tuple[TaskSpec, ...] = (
     DATABRICKS_JOB_COMPLETED,
     DATABRICKS_TRANSITION_REQUEST,
     NOTIFY,
+    # EVALUATE_MODEL joins this list with its task body (every spec here must be registered).
 )
 BY_NAME: dict[str, TaskSpec] = {spec.name: spec for spec in ALL_TASKS}
 

@@ -6,7 +6,6 @@ installed, their own Redis key prefixes and their own Celery worker processes.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import uuid
@@ -197,44 +196,7 @@ def test_mlflow_outage_retries_then_dead_letters_then_retry_all(
     assert set(_outcomes(store, ids).values()) == {"processed"}
 
 
-def test_worker_killed_mid_task_the_task_runs_again_elsewhere_once(
-    base_settings_for_rel, own_mlflow, use_own_mlflow, tmp_path, cleanup_prefixes, client_for
-):
-    run_id = train_run(PASSING, experiment="rel-kill")
-    settings = _settings(base_settings_for_rel, own_mlflow.url, broker_visibility_timeout=8)
-    cleanup_prefixes.append(settings.key_prefix)
-    store = RedisStore.from_settings(settings)
-    first = WorkerProcess(settings, tmp_path / "first.log", concurrency=1)
-    own_mlflow.pause()  # the task will block on its first MLflow call: "mid-task"
-    try:
-        (delivery,) = _send(settings, [run_id], "rel-kill")
-        wait_until(
-            lambda: (
-                "regpilot.run_completed" in (tmp_path / "first.log").read_text()
-                and "received" in (tmp_path / "first.log").read_text()
-            ),
-            timeout=30,
-            message="first worker took the task",
-        )
-        os.killpg(first.process.pid, signal.SIGKILL)
-        first.process.wait(timeout=10)
-    finally:
-        own_mlflow.resume()
-    second = WorkerProcess(settings, tmp_path / "second.log", concurrency=1)
-    try:
-        wait_until(
-            lambda: _outcomes(store, [delivery]).get(delivery) == "processed",
-            timeout=120,
-            interval=0.5,
-            message="redelivered task processed",
-        )
-    finally:
-        second.stop()
-        first.log.close()
-    client = client_for(own_mlflow.url)
-    assert len(client.search_model_versions("name = 'rel-kill'")) == 1
-    assert len(_registrations(store, "rel-kill")) == 1
-    assert "regpilot.run_completed" in (tmp_path / "second.log").read_text()
+# A worker killed mid-task, with the shipped defaults: tests/integration/test_worker_death.py.
 
 
 def test_reconciliation_finds_a_version_no_webhook_announced(

@@ -26,7 +26,7 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 OUR_IMAGE = "regpilot:local"
 OURS = sorted(name for name, spec in SERVICES.items() if spec.get("image") == OUR_IMAGE)
-REGPILOT_PARTS = ("web", "worker", "beat", "webhook-install")
+REGPILOT_PARTS = ("web", "worker", "evaluator", "beat", "webhook-install")
 SETTINGS_ENV = {env_name(field) for field in Settings.model_fields}
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?:[:?-][^}]*)?\}")
 SECRET_ENV = {env_name(f) for f, i in Settings.model_fields.items() if "SecretStr" in str(i)}
@@ -117,7 +117,7 @@ def test_every_regpilot_command_exists_in_the_cli_with_valid_options():
     from regpilot.cli.main import main
 
     used = [name for name in SERVICES if _command(name)[0] == "regpilot"]
-    assert set(used) >= {"worker", "beat", "webhook-install"}
+    assert set(used) >= {"worker", "evaluator", "beat", "webhook-install"}
     for name in used:
         args = _command(name)[1:]
         command: click.Command = main
@@ -222,8 +222,41 @@ def test_secrets_come_only_from_the_environment_or_the_git_ignored_env_file():
 
 
 def test_the_long_running_parts_have_healthchecks():
-    for name in ("redis", "postgres", "mlflow", "web", "worker"):
+    for name in ("redis", "rabbitmq", "postgres", "mlflow", "web", "worker", "evaluator"):
         assert SERVICES[name]["healthcheck"]["test"], name
+
+
+def test_rabbitmq_is_the_broker_and_redis_keeps_the_state():
+    rabbitmq = _env("rabbitmq")
+    for name in ("web", "worker", "evaluator", "beat", "flower"):
+        broker = urlparse(INTERPOLATION.sub("from-env", _env(name)["REGPILOT_BROKER_URL"]))
+        assert broker.scheme == "amqp" and (broker.hostname, broker.port) == ("rabbitmq", 5672)
+        assert broker.username == rabbitmq["RABBITMQ_DEFAULT_USER"]
+        assert broker.path.lstrip("/") == rabbitmq["RABBITMQ_DEFAULT_VHOST"]
+        assert "${RABBITMQ_PASSWORD" in _env(name)["REGPILOT_BROKER_URL"]
+        assert urlparse(_env(name)["REGPILOT_REDIS_URL"]).hostname == "redis"
+        waits = SERVICES[name]["depends_on"]
+        assert waits["rabbitmq"]["condition"] == "service_healthy", name
+    assert any(v.endswith(":/var/lib/rabbitmq") for v in SERVICES["rabbitmq"]["volumes"])
+
+
+def test_registry_work_and_evaluations_have_their_own_workers_and_every_queue_a_consumer():
+    from regpilot.cli.service import worker, worker_queues
+
+    roles = {}
+    for name in ("worker", "evaluator"):
+        argv = _command(name)
+        assert argv[:2] == ["regpilot", "worker"]
+        roles[name] = worker.make_context("worker", argv[2:]).params["role"]
+        health = " ".join(SERVICES[name]["healthcheck"]["test"])
+        node = _option(argv, "--hostname").split("@")[0]
+        assert f"--destination {node}@" in health, name
+    assert roles == {"worker": "registry", "evaluator": "evaluate"}
+    settings = Settings(redis_url="redis://redis:6379/0")
+    consumed = {q for role in roles.values() for q in worker_queues(settings, role)}
+    assert consumed == {settings.task_queue, settings.effective_evaluation_queue}
+    # The evaluator's pool processes run one task at a time, each with the same limits.
+    assert _option(_command("evaluator"), "--concurrency") == "1"
 
 
 def test_the_dockerfile_copies_every_package_and_runs_unprivileged():

@@ -10,6 +10,7 @@ receiver, each worker) needs a directory of its own: the files are named by proc
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import tempfile
@@ -96,9 +97,22 @@ RETENTION_ACTIONS = Counter(
     ["model", "action"],
 )
 
+_log = logging.getLogger("regpilot.metrics")
+
 
 def count_decision(model: str, kind: str, details: Mapping[str, Any]) -> None:
-    """Count a newly recorded decision under the metric of its kind."""
+    """Count a newly recorded decision under the metric of its kind, never failing the caller.
+
+    A metric that cannot be written (a multiprocess directory gone, a full disk) must not turn a
+    registry decision that was already applied into a retry or a dead letter.
+    """
+    try:
+        _count_decision(model, kind, details)
+    except Exception:
+        _log.warning("metrics.update_failed", exc_info=True)
+
+
+def _count_decision(model: str, kind: str, details: Mapping[str, Any]) -> None:
     if kind == "gate":
         GATE_VERDICTS.labels(model=model, verdict=str(details.get("verdict"))).inc()
     elif kind == "registration":

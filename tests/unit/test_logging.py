@@ -91,3 +91,16 @@ def test_the_default_text_format_is_human_readable_with_the_same_fields():
     assert "webhook.duplicate" in line and "delivery_id=d-9" in line and "model=m" in line
     with pytest.raises(json.JSONDecodeError):
         json.loads(line)
+
+
+def test_a_metric_that_cannot_be_written_never_fails_the_decision(monkeypatch, caplog):
+    from regpilot.observability import metrics
+
+    class Broken:
+        def labels(self, **_labels):
+            raise FileNotFoundError("prometheus multiprocess directory is gone")
+
+    monkeypatch.setattr(metrics, "GATE_VERDICTS", Broken())
+    with caplog.at_level("WARNING", logger="regpilot.metrics"):
+        metrics.count_decision("m", "gate", {"verdict": "PASSED"})
+    assert "metrics.update_failed" in caplog.text

@@ -16,8 +16,11 @@ from regpilot.cli.webhooks import webhooks
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="regpilot")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """regpilot: an MLflow model registry on autopilot."""
+    ctx.obj = {"debug": debug}
 
 
 for command in (serve, worker, beat, up, demo, notify_run_cmd, webhooks):

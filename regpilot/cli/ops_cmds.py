@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from regpilot.cli.common import emit_json, friendly_errors, settings
+from regpilot.cli.common import emit_json, friendly_errors, registry_from, settings
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -139,7 +139,6 @@ def reconcile(since: str, dry_run: bool, as_json: bool) -> None:
     from config.policy import load_policy
     from regpilot.queue.celery_config import create_celery
     from regpilot.queue.sweep import finding_queuer
-    from regpilot.registry import build_registry
     from regpilot.workflows.context import Context, Trigger
     from regpilot.workflows.reconcile import reconcile as sweep
 
@@ -147,7 +146,7 @@ def reconcile(since: str, dry_run: bool, as_json: bool) -> None:
     config = settings()
     store = _store()
     ctx = Context(
-        build_registry(config),
+        registry_from(config),
         load_policy(config.policy_file),
         config,
         store,

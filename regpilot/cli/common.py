@@ -28,6 +28,11 @@ TRACKING_SCHEMES = {
 }
 
 
+# The settings as the user gave them, read before anything else runs: mlflow writes its
+# tracking URI back into os.environ once a client exists.
+_AS_GIVEN = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "REGPILOT_REDIS_URL")}
+
+
 class ConfigurationError(Exception):
     """A setting is wrong: the message names it and its value as given."""
 
@@ -105,7 +110,7 @@ def _known(exc: Exception) -> str | None:
 
 def setting_as_given(name: str, default: str | None = None) -> str:
     """Return `NAME=value` as the user set it (passwords hidden), or say it is unset."""
-    value = os.environ.get(name)
+    value = _AS_GIVEN[name] if name in _AS_GIVEN else os.environ.get(name)
     if value is None:
         if default is None:
             from config.settings import Settings

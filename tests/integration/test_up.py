@@ -146,9 +146,9 @@ def test_up_shares_its_configuration_with_the_cli_and_stops_on_sigterm(tmp_path,
         assert exports["REGPILOT_KEY_PREFIX"] == prefix
         assert len(exports["REGPILOT_OPS_TOKEN"]) >= 32
         assert exports["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:")
-        assert (state / "mlflow-port").read_text().strip() == exports[
-            "MLFLOW_TRACKING_URI"
-        ].rsplit(":", 1)[1]
+        assert (state / "mlflow-port").read_text().strip() == exports["MLFLOW_TRACKING_URI"].rsplit(
+            ":", 1
+        )[1]
 
         # A run that logged other metric names than the policy wants: a FAILED verdict.
         previous = mlflow.get_tracking_uri()
@@ -201,9 +201,7 @@ def test_up_shares_its_configuration_with_the_cli_and_stops_on_sigterm(tmp_path,
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_taken_port_stops_up_with_the_child_log_and_leaves_nothing_running(
-    tmp_path, redis_url
-):
+def test_a_taken_port_stops_up_with_the_child_log_and_leaves_nothing_running(tmp_path, redis_url):
     folder = user_folder(tmp_path)
     env = up_environment(tmp_path, redis_url, f"regpilot-up-{uuid.uuid4().hex[:8]}:")
     state = (tmp_path / "state" / "local").resolve()

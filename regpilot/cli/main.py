@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from regpilot.cli.explain_cmd import explain
 from regpilot.cli.governance_cmds import COMMANDS as GOVERNANCE_COMMANDS
 from regpilot.cli.local import demo, up
 from regpilot.cli.notify_cmd import notify_run_cmd
@@ -26,7 +27,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 for command in (serve, worker, beat, up, demo, notify_run_cmd, webhooks):
     main.add_command(command)
 
-for command in (ops, reconcile):
+for command in (ops, reconcile, explain):
     main.add_command(command)
 
 for command in (*REGISTRY_COMMANDS, *GOVERNANCE_COMMANDS, *POLICY_COMMANDS):

@@ -40,13 +40,40 @@ def events(limit: int, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    for row in rows:
-        subject = row.get("model") or row.get("run_id") or ""
-        click.echo(
-            f"{_when(row.get('received_at'))}  {row.get('source', ''):<9} "
-            f"{row.get('outcome', ''):<10} {row.get('event', ''):<24} {subject}  "
-            f"{row.get('delivery_id', '')}  {row.get('detail', '')}"
-        )
+    if not rows:
+        click.echo("no deliveries recorded")
+        return
+    from regpilot.cli.output import table
+
+    table(
+        (
+            "received (UTC)",
+            "source",
+            "outcome",
+            "verdict",
+            "model",
+            "version",
+            "event",
+            "run",
+            "delivery",
+            "detail",
+        ),
+        [
+            (
+                _when(row.get("received_at")),
+                row.get("source"),
+                row.get("outcome"),
+                row.get("verdict"),
+                row.get("model"),
+                row.get("version"),
+                row.get("event"),
+                row.get("run_id"),
+                row.get("delivery_id"),
+                str(row.get("detail") or "")[:80],
+            )
+            for row in rows
+        ],
+    )
 
 
 @ops.group("dead-letters")

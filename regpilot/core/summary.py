@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from regpilot.core.gate import Check, Verdict
-from regpilot.core.tags import MAX_SUMMARY_VALUE
+from regpilot.core.tags import MAX_SUMMARY_VALUE, PASSED
 
 
 def _passed_phrase(check: Check) -> str:
@@ -76,3 +78,33 @@ def version_description(verdict: Verdict | None, run_id: str) -> str:
         f"({len(verdict.checks) - len(verdict.failures)}/{len(verdict.checks)} checks). "
         "See the validation_summary and validation_report tags."
     )
+
+
+def closest_names(name: str, candidates: Iterable[str], count: int = 3) -> list[str]:
+    """Return up to `count` of `candidates` that look like a misspelling of `name`, best first."""
+    return difflib.get_close_matches(name, sorted(set(candidates)), n=count, cutoff=0.6)
+
+
+def explain_check(check: Mapping[str, Any], logged_metrics: Sequence[str] | None) -> str:
+    """Return one sentence on a check of a recorded verdict, with what the run did log.
+
+    "required test_precision missing; the run logged precision, f1_macro (did you mean precision?)"
+    """
+    name, actual, expected = str(check["name"]), str(check["actual"]), str(check["expected"])
+    passed = check.get("result") == PASSED
+    if passed:
+        return (
+            f"{name} {actual} {expected}: passed" if expected != "present" else f"{name}: present"
+        )
+    if actual == "missing" and expected != "present" and not name.startswith("champion:"):
+        if logged_metrics is None:
+            return (
+                f"required {name} missing (what the run logged is unknown: MLflow did not answer)"
+            )
+        if not logged_metrics:
+            return f"required {name} missing; the run logged no metrics"
+        sentence = f"required {name} missing; the run logged {', '.join(sorted(logged_metrics))}"
+        near = closest_names(name, logged_metrics)
+        return sentence + (f" (did you mean {' or '.join(near)}?)" if near else "")
+    reason = str(check.get("reason") or "failed")
+    return f"{name} {actual}, needs {expected}: {reason}"

@@ -183,7 +183,29 @@ def test_up_shares_its_configuration_with_the_cli_and_stops_on_sigterm(tmp_path,
         assert gates[0]["verdict"] == "FAILED"
         events = cli(["ops", "events", "--json"], shell, folder)
         assert events.returncode == 0, events.stderr
-        assert any(e.get("run_id") == run_id for e in json.loads(events.stdout))
+        delivery = next(e for e in json.loads(events.stdout) if e.get("run_id") == run_id)
+        assert (delivery["verdict"], delivery["model"]) == ("FAILED", "up-model")
+        table = cli(["ops", "events"], shell, folder).stdout.splitlines()
+        header = table[0].split()
+        row = next(line.split() for line in table if run_id in line)
+        assert row[header.index("verdict") + 1] == "FAILED"  # the date is two words
+        assert row[header.index("model") + 1] == "up-model"
+
+        why = cli(["explain", "--run-id", run_id], shell, folder)
+        assert why.returncode == 0, why.stderr
+        assert "required test_accuracy missing; the run logged f1_macro, precision" in why.stdout
+        assert "(did you mean precision?)" in why.stdout  # test_precision vs precision
+        as_json = json.loads(cli(["explain", "--run-id", run_id, "--json"], shell, folder).stdout)
+        assert as_json["logged_metrics"] == {run_id: ["f1_macro", "precision"]}
+        assert [d["kind"] for d in as_json["decisions"]] == ["gate"]
+        assert [e["delivery_id"] for e in as_json["deliveries"]] == [delivery["delivery_id"]]
+
+        from mlflow import MlflowClient
+
+        tags = MlflowClient(exports["MLFLOW_TRACKING_URI"]).get_run(run_id).data.tags
+        assert tags["validation_summary"].startswith("FAILED: test_accuracy missing, ")
+        assert "run logged f1_macro, precision" in tags["validation_summary"]
+        assert tags["validation_report"].startswith("{")  # the full report stays
         assert processes_in(state), "the children run in the state folder"
 
         up.process.send_signal(signal.SIGTERM)

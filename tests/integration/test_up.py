@@ -188,8 +188,9 @@ def test_up_shares_its_configuration_with_the_cli_and_stops_on_sigterm(tmp_path,
         table = cli(["ops", "events"], shell, folder).stdout.splitlines()
         header = table[0].split()
         row = next(line.split() for line in table if run_id in line)
-        assert row[header.index("verdict") + 1] == "FAILED"  # the date is two words
-        assert row[header.index("model") + 1] == "up-model"
+        # "received (UTC)" and the date are both two words: the columns line up.
+        assert row[header.index("verdict")] == "FAILED"
+        assert row[header.index("model")] == "up-model"
 
         why = cli(["explain", "--run-id", run_id], shell, folder)
         assert why.returncode == 0, why.stderr

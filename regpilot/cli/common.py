@@ -7,6 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -198,11 +199,33 @@ def settings_errors(exc: Any) -> str:
     return "invalid setting " + "; ".join(parts)
 
 
+POLICY_META = "regpilot.policy_file"
+
+
+def _remember_policy(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta[POLICY_META] = value
+
+
+def policy_option(func: F) -> F:
+    """Add `--policy FILE`: the policy this command reads instead of REGPILOT_POLICY_FILE."""
+    return click.option(
+        "--policy",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        callback=_remember_policy,
+        help="Policy file to use (default: REGPILOT_POLICY_FILE).",
+    )(func)
+
+
 def settings() -> Any:
-    """Return the Settings (imported lazily so `--help` stays fast)."""
+    """Return the Settings (imported lazily so `--help` stays fast), with `--policy` applied."""
     from config.settings import Settings
 
-    return Settings()
+    context = click.get_current_context(silent=True)
+    chosen = context.meta.get(POLICY_META) if context is not None else None
+    return Settings(policy_file=chosen) if chosen is not None else Settings()
 
 
 def registry_from(config: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from regpilot.cli.common import emit_json, friendly_errors
+from regpilot.cli.common import emit_json, friendly_errors, policy_option
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -53,6 +53,7 @@ def _print_plan(name: str, plan: Any, dry_run: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @JSON_OPTION
+@policy_option
 @friendly_errors
 def retention(name: str, keep: int | None, dry_run: bool, as_json: bool) -> None:
     """Plan a retention pass, print it, then apply it (unless --dry-run).
@@ -89,6 +90,7 @@ def retention(name: str, keep: int | None, dry_run: bool, as_json: bool) -> None
 @click.option("--run-id", required=True, help="Run whose logged model(s) to judge.")
 @click.option("--model-name", default=None, help="Registered model whose policy applies.")
 @JSON_OPTION
+@policy_option
 @friendly_errors
 def validate(run_id: str, model_name: str | None, as_json: bool) -> None:
     """Run the gate alone on a run's model: a dry run that changes nothing.

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import click
 
 from regpilot.cli import demo_flow
-from regpilot.cli.common import friendly_errors, settings, tracking_uri_problem
+from regpilot.cli.common import friendly_errors, policy_option, settings, tracking_uri_problem
 from regpilot.cli.local_stack import (
     LocalChoices,
     PartFailed,
@@ -101,6 +101,7 @@ def mlflow_answers(uri: str) -> bool:
     default=None,
     help="Port of the local MLflow server (default: the last one used, kept in the state folder).",
 )
+@policy_option
 @friendly_errors
 def up(port: int, mlflow_port: int | None) -> None:
     """Run the local stack in the foreground until Ctrl-C, SIGTERM or SIGHUP.

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from regpilot.cli.common import emit_json, friendly_errors, registry_from, settings
+from regpilot.cli.common import emit_json, friendly_errors, policy_option, registry_from, settings
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -160,6 +160,7 @@ def parse_duration(text: str) -> float:
 @click.option("--since", default="24h", show_default=True, help="Look-back: 90m, 24h, 2d.")
 @click.option("--dry-run", is_flag=True, help="List what would be queued; queue nothing.")
 @json_option
+@policy_option
 @friendly_errors
 def reconcile(since: str, dry_run: bool, as_json: bool) -> None:
     """Find versions and runs no webhook brought, and queue them (what beat runs)."""

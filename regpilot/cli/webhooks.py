@@ -15,11 +15,18 @@ WEBHOOK_NAME = "regpilot"
 DEFAULT_EVENTS = ("model_version.created",)
 
 
-def url_warnings(url: str) -> list[str]:
-    """Return why a default MLflow server would refuse this receiver URL."""
+def url_warnings(
+    url: str, allowed_schemes: str | None = None, allow_private_ips: bool | None = None
+) -> list[str]:
+    """Return why the MLflow server would refuse this receiver URL.
+
+    Without the server's own settings (`allowed_schemes`, `allow_private_ips`) its defaults
+    are assumed: https only, public addresses only.
+    """
     parsed = urlparse(url)
     warnings = []
-    if parsed.scheme == "http":
+    schemes = {s.strip() for s in (allowed_schemes or "https").split(",")}
+    if parsed.scheme == "http" and "http" not in schemes:
         warnings.append(
             "the URL is http: the MLflow server needs MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https "
             "(its default allows https only)"
@@ -30,7 +37,7 @@ def url_warnings(url: str) -> list[str]:
     except OSError:
         addresses = set()
     private = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global)
-    if private:
+    if private and not allow_private_ips:
         warnings.append(
             f"{host} resolves to a non-public address ({', '.join(private)}): the MLflow server "
             "needs MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true"
@@ -138,7 +145,9 @@ def install(
         raise click.ClickException(
             "set REGPILOT_MLFLOW_WEBHOOK_SECRET first: the webhook is signed"
         )
-    for warning in url_warnings(url):
+    for warning in url_warnings(
+        url, config.mlflow_webhook_allowed_schemes, config.mlflow_webhook_allow_private_ips
+    ):
         click.echo(f"warning: {warning}", err=True)
     try:
         hook_id, what = install_mlflow_webhook(

@@ -55,8 +55,11 @@ def parse_tags(values: tuple[str, ...], unity_catalog: bool) -> dict[str, str]:
     "tags",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A tag for the new version (repeatable).",
+    help="Tags for the new version: `--tags team=ds owner=me` or `--tags a=1 --tags b=2`.",
 )
+# `--tags team=ds owner=me`: the values after the first land here (the command has no other
+# positional argument), so a shell line reads as people write it.
+@click.argument("more_tags", nargs=-1, metavar="")
 @click.option(
     "--skip-validation",
     is_flag=True,
@@ -70,6 +73,7 @@ def register_model(
     model_name: str,
     description: str | None,
     tags: tuple[str, ...],
+    more_tags: tuple[str, ...],
     skip_validation: bool,
     as_json: bool,
 ) -> None:
@@ -84,6 +88,10 @@ def register_model(
     from regpilot.workflows.governance import require_version
     from regpilot.workflows.run_completed import RegistrationOptions, process_run_completed
 
+    stray = [value for value in more_tags if "=" not in value]
+    if stray or (more_tags and not tags):
+        raise click.UsageError(f"unexpected argument(s): {' '.join(stray or more_tags)}")
+    tags = (*tags, *more_tags)
     ctx, name = open_model(model_name, "register-model", writes=False)
     options = RegistrationOptions(
         description=description,

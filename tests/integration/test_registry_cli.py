@@ -114,6 +114,7 @@ def test_register_model_registers_tags_describes_and_prints_details(cli_settings
         "first cut",
         "--tags",
         "team=fraud",
+        "owner=me",  # several values after one --tags, as the README writes it
         "--tags",
         "tier=1",
     )
@@ -127,7 +128,7 @@ def test_register_model_registers_tags_describes_and_prints_details(cli_settings
     mv = client.get_model_version(name, "1")
     assert mv.description == "first cut"
     tags = mv.tags
-    assert tags["team"] == "fraud" and tags["tier"] == "1"
+    assert tags["team"] == "fraud" and tags["tier"] == "1" and tags["owner"] == "me"
     assert tags["source_run_id"] == run_id and tags["framework"] == "sklearn"
     assert tags["registration_date"].startswith("20")
     assert json.loads(tags["metadata"])["metrics"]["test_accuracy"] == pytest.approx(0.95)
@@ -198,6 +199,11 @@ def test_skip_validation_is_recorded_in_the_tags_and_gives_no_challenger(
         (
             ["--run-id", "abc", "--model-name", "cli-x", "--tags", "validation_status=PASSED"],
             "set by regpilot itself",
+        ),
+        (["--run-id", "abc", "--model-name", "cli-x", "stray"], "unexpected argument(s): stray"),
+        (
+            ["--run-id", "abc", "--model-name", "cli-x", "--tags", "a=1", "stray"],
+            "unexpected argument(s): stray",
         ),
     ],
 )
@@ -531,7 +537,11 @@ def test_retention_dry_run_changes_nothing_then_applies_the_same_plan(cli_settin
     assert snapshot(client, name) == before
     assert len(decisions(store, name)) == recorded
 
-    applied = ok(cli_settings, "retention", name, "--keep", "1")
+    refused = cli(cli_settings, "retention", name, "--keep", "1")
+    assert refused.exit_code == 1 and "pass --yes" in refused.output
+    assert "Nothing was changed" in refused.output
+    assert snapshot(client, name) == before  # without a terminal and --yes: nothing applied
+    applied = ok(cli_settings, "retention", name, "--keep", "1", "--yes")
     assert applied.stdout.index("retention plan") < applied.stdout.index("archived 1 version")
     assert "archive: 1/1" in applied.stderr
     archived = client.get_model_version(name, "4")

@@ -249,3 +249,28 @@ def test_a_taken_port_stops_up_with_the_child_log_and_leaves_nothing_running(tmp
     assert "Traceback" not in stderr.split("last lines of")[0]
     assert up.stdout == []  # no export lines for a stack that is not running
     assert processes_in(state) == []
+
+
+def test_sighup_while_starting_stops_up_and_leaves_nothing_running(tmp_path, redis_url):
+    folder = user_folder(tmp_path)
+    env = up_environment(tmp_path, redis_url, f"regpilot-up-{uuid.uuid4().hex[:8]}:")
+    state = (tmp_path / "state" / "local").resolve()
+    up = Up(["--port", str(free_port())], env, folder)
+    try:
+        wait_until(
+            lambda: (
+                any("starting MLflow server" in line for line in up.stderr) and processes_in(state)
+            ),
+            timeout=120,
+            message="MLflow to be starting",
+        )
+        up.process.send_signal(signal.SIGHUP)
+        up.process.wait(timeout=STOP_BUDGET_SECONDS)
+        wait_until(lambda: not processes_in(state), timeout=5, message="every child to exit")
+    finally:
+        up.stop()
+        for pid in processes_in(state):
+            os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert any("stopping (SIGHUP)" in line for line in up.stderr), up.stderr
+    assert up.stdout == []

@@ -139,6 +139,19 @@ def test_register_model_registers_tags_describes_and_prints_details(cli_settings
     assert "challenger" in mv.aliases
     assert client.get_run(run_id).data.tags["validation_status"] == "PASSED"
 
+    # `explain` by version finds the run behind it, and every decision about either.
+    why = as_json(ok(cli_settings, "explain", "--model", name, "--version", "1", "--json"))
+    assert why["run_ids"] == [run_id]
+    kinds = [d["kind"] for d in why["decisions"]]
+    assert "gate" in kinds and "registration" in kinds
+    gate = next(d for d in why["decisions"] if d["kind"] == "gate")
+    assert [c["explanation"] for c in gate["checks"]][0] == "test_accuracy 0.95 >= 0.85: passed"
+    assert why["logged_metrics"] == {run_id: sorted(PASSING)}
+    human = ok(cli_settings, "explain", "--run-id", run_id).stdout
+    assert f"run {run_id}" in human and "registration" in human
+    unknown = cli(cli_settings, "explain", "--run-id", "0" * 32)
+    assert unknown.exit_code == 1 and "nothing recorded about run" in unknown.output
+
     # The same run again: nothing new, the new description applied, exit 0.
     again = ok(cli_settings, *args, "--description", "second look", "--json")
     assert as_json(again)["created"] is False and as_json(again)["version"] == 1

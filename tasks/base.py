@@ -48,7 +48,7 @@ def failed(exc: BaseException) -> dict[str, Any]:
     return {"outcome": "failed", "detail": f"{type(exc).__name__}: {exc}"}
 
 
-def found_in(retval: Any) -> dict[str, str]:
+def found_in(retval: Any) -> dict[str, Any]:
     """Return the verdict and model a task result names, for the event history's columns."""
     if not isinstance(retval, dict):
         return {}
@@ -58,13 +58,14 @@ def found_in(retval: Any) -> dict[str, str]:
         return {}
     models = [str(r.get("model_name") or r.get("name") or "") for r in results]
     verdicts = [str(r.get("status") or "") for r in results]
-    found = {
+    found: dict[str, Any] = {
         "model": ",".join(m for m in models if m),
         "verdict": ",".join(v for v in verdicts if v),
     }
-    versions = [str(r["version"]) for r in results if r.get("version") is not None]
+    versions = [r["version"] for r in results if r.get("version") is not None]
     if versions:
-        found["version"] = ",".join(versions)
+        # One version stays a number, as the receiver records it for MLflow's own events.
+        found["version"] = versions[0] if len(versions) == 1 else ",".join(map(str, versions))
     return {k: v for k, v in found.items() if v}
 
 

@@ -40,6 +40,12 @@ class StopRequested(BaseException):
 
 
 def _stop_on_signal(signum: int, _frame: Any) -> None:
+    # Further signals are ignored while the stack stops, so a second Ctrl-C or SIGTERM cannot
+    # interrupt the stop half-way and leave children running.
+    for other in (*STOP_SIGNALS, signal.SIGINT):
+        signal.signal(other, signal.SIG_IGN)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise StopRequested(signal.Signals(signum).name)
 
 
@@ -111,7 +117,9 @@ def up(port: int, mlflow_port: int | None) -> None:
     """
     config = settings()
     choices = _choices(config, port, mlflow_port)
-    previous = {signum: signal.signal(signum, _stop_on_signal) for signum in STOP_SIGNALS}
+    previous = {
+        signum: signal.signal(signum, _stop_on_signal) for signum in (*STOP_SIGNALS, signal.SIGINT)
+    }
     running = None
     try:
         running = start_local(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -17,7 +18,11 @@ from regpilot.core.retention import PruneAction, RetentionRules
 
 
 class PolicyError(Exception):
-    """An invalid policy file; the message names the file, line and field."""
+    """An invalid policy file; the message names the file, line and key of every problem."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 class _Strict(BaseModel):
@@ -261,21 +266,75 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _raise_validation(
-    exc: ValidationError, source: str, root: yaml.Node | None, prefix: tuple[Any, ...]
-) -> None:
-    first = exc.errors()[0]
-    loc = prefix + tuple(first["loc"])
-    # Pydantic puts the union/model tag in loc; keep only the path a user wrote.
-    path = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
-    line = _line_of(root, path)
-    field = ".".join(str(p) for p in path) or "(top level)"
-    where = f"{source}:{line}" if line else source
-    raise PolicyError(f"{where}: invalid policy field '{field}': {first['msg']}") from exc
+def _known_keys() -> set[str]:
+    keys: set[str] = set()
+    for model in (
+        PolicyFile,
+        ModelPolicy,
+        MetricBound,
+        ChampionPolicy,
+        AliasPolicy,
+        RetentionPolicy,
+    ):
+        keys.update(model.model_fields)
+    return keys
+
+
+def _plain_words(error: Mapping[str, Any], key: str) -> str:
+    """Return a pydantic error as a person would say it about a policy key."""
+    kind = str(error.get("type", ""))
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        near = difflib.get_close_matches(key, sorted(_known_keys()), n=1, cutoff=0.6)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        return f"unknown key '{key}'{hint}"
+    if kind == "missing":
+        return f"'{key}' is required"
+    if kind.startswith(("float_", "int_")):
+        whole = "a whole number" if kind.startswith("int_") else "a number"
+        return f"'{key}' must be {whole}, not {given!r}"
+    if kind.startswith("bool_"):
+        return f"'{key}' must be true or false, not {given!r}"
+    if kind in {"dict_type", "model_type", "model_attributes_type"}:
+        return f"'{key}' must be a mapping of keys to values, not {given!r}"
+    if kind == "list_type":
+        return f"'{key}' must be a list, not {given!r}"
+    message = str(error.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ").replace("Input should be", "must be")
+    return f"'{key}' {message}" if message.startswith("must") else f"'{key}': {message}"
+
+
+def _problems(
+    exc: ValidationError,
+    source: str,
+    root: yaml.Node | None,
+    prefix: tuple[Any, ...],
+    written: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Return one line per error: `file:line: policy key 'a.b.c': what is wrong`.
+
+    `written`: the keys the user wrote at `prefix`; an error under a key inherited from
+    `defaults` is reported once, at `defaults`, not again for every model.
+    """
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        if written is not None and loc and str(loc[0]) not in written:
+            continue
+        # Pydantic puts union/validator tags in loc; keep only the path a user wrote.
+        path = prefix + tuple(
+            p for p in loc if not (isinstance(p, str) and p.startswith("function-"))
+        )
+        line = _line_of(root, path)
+        where = f"{source}:{line}" if line else source
+        dotted = ".".join(str(p) for p in path) or "(top level)"
+        last = str(path[-1]) if path else ""
+        lines.append(f"{where}: policy key '{dotted}': {_plain_words(error, last)}")
+    return lines
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
-    """Parse and validate policy YAML, raising PolicyError that names file, line and field."""
+    """Parse and validate policy YAML, raising PolicyError with every problem at once."""
     try:
         root = yaml.compose(text)
         raw = yaml.safe_load(text)
@@ -290,7 +349,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     try:
         parsed = PolicyFile.model_validate(raw)
     except ValidationError as exc:
-        _raise_validation(exc, source, root, ())
+        _fail(_problems(exc, source, root, ()))
+    problems: list[str] = []
     # With no `defaults.metrics` the seed's gate applies; a file that writes one defines the gate.
     base = ModelPolicy().model_dump(exclude_none=True)
     if "metrics" not in parsed.defaults:
@@ -298,15 +358,30 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     try:
         defaults = ModelPolicy.model_validate(_merge(base, parsed.defaults))
     except ValidationError as exc:
-        _raise_validation(exc, source, root, ("defaults",))
+        problems += _problems(exc, source, root, ("defaults",))
+        defaults = ModelPolicy.model_validate(base)  # go on, to report the models' problems too
     overrides: dict[str, ModelPolicy] = {}
     effective_defaults = defaults.model_dump(exclude_none=True)
     for name, override in parsed.models.items():
         try:
             overrides[name] = ModelPolicy.model_validate(_merge(effective_defaults, override or {}))
         except ValidationError as exc:
-            _raise_validation(exc, source, root, ("models", name))
+            written = override or {}
+            found = _problems(exc, source, root, ("models", name), written)
+            # A problem that comes from combining keys (auto_promote without champion) has no
+            # key of its own: report it at the model.
+            problems += found or _problems(exc, source, root, ("models", name))
+    if problems:
+        _fail(problems)
     return Policy(source, defaults, overrides, dict(parsed.name_mapping))
+
+
+def _fail(problems: list[str]) -> NoReturn:
+    if len(problems) == 1:
+        raise PolicyError(problems[0], problems)
+    raise PolicyError(
+        f"invalid policy ({len(problems)} problems):\n" + "\n".join(problems), problems
+    )
 
 
 def load_policy(path: Path) -> Policy:

@@ -253,6 +253,22 @@ class Settings(BaseSettings):
         le=60,
         description="Seconds per notification POST (Slack, Teams, webhook) before it is retried.",
     )
+    mlflow_webhook_allowed_schemes: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "mlflow_webhook_allowed_schemes"
+        ),
+        description="The MLflow server's own setting, when known here: `webhooks install` "
+        "warns about an http:// receiver only when it does not allow http.",
+    )
+    mlflow_webhook_allow_private_ips: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "mlflow_webhook_allow_private_ips"
+        ),
+        description="The MLflow server's own setting, when known here: `webhooks install` "
+        "warns about a private receiver address only when it is not true.",
+    )
     log_format: Literal["text", "json"] = Field(default="text", description="Log line format.")
     log_level: str = Field(default="INFO", description="Python log level.")
     state_dir: Path = Field(

@@ -52,6 +52,27 @@ def failed(exc: BaseException) -> dict[str, Any]:
     return {"outcome": "failed", "detail": f"{type(exc).__name__}: {exc}"}
 
 
+def found_in(retval: Any) -> dict[str, Any]:
+    """Return the verdict and model a task result names, for the event history's columns."""
+    if not isinstance(retval, dict):
+        return {}
+    results = retval.get("results") or ([retval["result"]] if retval.get("result") else [])
+    results = [r for r in results if isinstance(r, dict)]
+    if not results:
+        return {}
+    models = [str(r.get("model_name") or r.get("name") or "") for r in results]
+    verdicts = [str(r.get("status") or "") for r in results]
+    found: dict[str, Any] = {
+        "model": ",".join(m for m in models if m),
+        "verdict": ",".join(v for v in verdicts if v),
+    }
+    versions = [r["version"] for r in results if r.get("version") is not None]
+    if versions:
+        # One version stays a number, as the receiver records it for MLflow's own events.
+        found["version"] = versions[0] if len(versions) == 1 else ",".join(map(str, versions))
+    return {k: v for k, v in found.items() if v}
+
+
 class RegpilotTask(Task):  # type: ignore[misc]
     """Retries transient errors with jittered exponential backoff; dead-letters the last one."""
 
@@ -78,7 +99,9 @@ class RegpilotTask(Task):  # type: ignore[misc]
         source, delivery_id = kwargs.get("source"), kwargs.get("delivery_id")
         outcome = retval.get("outcome", "processed") if isinstance(retval, dict) else "processed"
         if source and delivery_id:
-            runtime.store().set_outcome(source, delivery_id, outcome, retval.get("detail", ""))
+            runtime.store().set_outcome(
+                source, delivery_id, outcome, retval.get("detail", ""), found_in(retval)
+            )
         letter = kwargs.get("dead_letter_id")
         if letter:
             runtime.store().drop_dead_letter(letter)

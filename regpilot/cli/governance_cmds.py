@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Any
 
 import click
 
-from regpilot.cli.common import emit_json, friendly_errors
+from regpilot.cli.common import emit_json, friendly_errors, policy_option
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -52,13 +53,16 @@ def _print_plan(name: str, plan: Any, dry_run: bool) -> None:
     "--keep", type=click.IntRange(min=1), default=None, help="Override the policy's keep."
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Apply the plan without asking.")
 @JSON_OPTION
+@policy_option
 @friendly_errors
-def retention(name: str, keep: int | None, dry_run: bool, as_json: bool) -> None:
-    """Plan a retention pass, print it, then apply it (unless --dry-run).
+def retention(name: str, keep: int | None, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Plan a retention pass, print it, ask, then apply it (unless --dry-run).
 
     The newest versions are kept; versions with an alias, a protected stage, the
-    retention_hold tag, or that `rollback` would restore are never touched.
+    retention_hold tag, or that `rollback` would restore are never touched. Without a terminal
+    it applies nothing unless --yes is given.
     """
     from regpilot.cli.output import progress
     from regpilot.cli.registry_session import open_model
@@ -67,14 +71,23 @@ def retention(name: str, keep: int | None, dry_run: bool, as_json: bool) -> None
     from regpilot.workflows.snapshot import read_snapshot
 
     ctx, full = open_model(name, "retention", writes=not dry_run)
-    with ctx.lock(full):
-        require_model(ctx, full)
-        plan = plan_for(ctx, read_snapshot(ctx, full), keep)
-        if not as_json:
-            _print_plan(full, plan, dry_run)
-        applied: tuple[int, ...] = ()
-        if not dry_run and plan.prune:
-            applied = apply_plan(ctx, full, plan, progress(f"{plan.action.value}"))
+    require_model(ctx, full)
+    plan = plan_for(ctx, read_snapshot(ctx, full), keep)
+    if not as_json:
+        _print_plan(full, plan, dry_run)
+    applied: tuple[int, ...] = ()
+    if not dry_run and plan.prune:
+        _confirm(full, plan.action.value, len(plan.prune), yes)
+        # The lock is taken after the answer (a person may take minutes; the worker must not
+        # wait on them), so the plan is made again under it and must not have changed.
+        with ctx.lock(full):
+            current = plan_for(ctx, read_snapshot(ctx, full), keep)
+            if current.prune != plan.prune:
+                raise click.ClickException(
+                    "the plan changed while you decided (new versions or aliases); nothing was "
+                    "changed: run the command again"
+                )
+            applied = apply_plan(ctx, full, current, progress(f"{plan.action.value}"))
     if as_json:
         emit_json({"name": full, "dry_run": dry_run, **_plan_dict(plan), "applied": applied})
     elif dry_run:
@@ -86,10 +99,25 @@ def retention(name: str, keep: int | None, dry_run: bool, as_json: bool) -> None
         click.echo("nothing to do")
 
 
+def _confirm(name: str, action: str, count: int, yes: bool) -> None:
+    """Ask before retention changes anything; refuse without a terminal unless --yes."""
+    if yes:
+        return
+    question = f"{action} {count} version(s) of {name}?"
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise click.ClickException(
+            f"retention would {action} {count} version(s) of {name}; no terminal to ask: "
+            "pass --yes to apply it (or --dry-run to only see the plan). Nothing was changed."
+        )
+    if not click.confirm(question, default=False, err=True):
+        raise click.ClickException("nothing was changed")
+
+
 @click.command()
 @click.option("--run-id", required=True, help="Run whose logged model(s) to judge.")
 @click.option("--model-name", default=None, help="Registered model whose policy applies.")
 @JSON_OPTION
+@policy_option
 @friendly_errors
 def validate(run_id: str, model_name: str | None, as_json: bool) -> None:
     """Run the gate alone on a run's model: a dry run that changes nothing.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from regpilot.cli.doctor import doctor
+from regpilot.cli.explain_cmd import explain
 from regpilot.cli.governance_cmds import COMMANDS as GOVERNANCE_COMMANDS
 from regpilot.cli.local import demo, up
 from regpilot.cli.notify_cmd import notify_run_cmd
@@ -17,14 +18,17 @@ from regpilot.cli.webhooks import webhooks
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="regpilot")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """regpilot: an MLflow model registry on autopilot."""
+    ctx.obj = {"debug": debug}
 
 
 for command in (serve, worker, beat, up, demo, notify_run_cmd, webhooks):
     main.add_command(command)
 
-for command in (ops, reconcile, doctor):
+for command in (ops, reconcile, doctor, explain):
     main.add_command(command)
 
 for command in (*REGISTRY_COMMANDS, *GOVERNANCE_COMMANDS, *POLICY_COMMANDS):

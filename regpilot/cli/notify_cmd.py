@@ -16,12 +16,24 @@ from regpilot.cli.common import emit_json, friendly_errors, settings
     show_default=True,
     help="regpilot's POST /webhooks/runs URL.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the receiver's answer as JSON.")
 @friendly_errors
-def notify_run_cmd(run_id: str, model_name: str | None, url: str) -> None:
+def notify_run_cmd(run_id: str, model_name: str | None, url: str, as_json: bool) -> None:
     """Tell regpilot that RUN_ID finished (signed with REGPILOT_RUN_WEBHOOK_SECRET)."""
     from regpilot.client import notify_run
 
     secrets = settings().run_webhook_secrets
     if not secrets:
         raise click.ClickException("set REGPILOT_RUN_WEBHOOK_SECRET (the whsec_ secret)")
-    emit_json(notify_run(run_id, model_name, url=url, secret=secrets[0]))
+    answer = notify_run(run_id, model_name, url=url, secret=secrets[0])
+    if as_json:
+        emit_json(answer)
+        return
+    model = f" for {model_name}" if model_name else ""
+    status = answer.get("status", "accepted") if isinstance(answer, dict) else "accepted"
+    delivery = answer.get("delivery_id") if isinstance(answer, dict) else None
+    click.echo(
+        f"run {run_id}{model}: {status}"
+        + (f" (delivery {delivery})" if delivery else "")
+        + f"; follow it with `regpilot explain --run-id {run_id}`"
+    )

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from regpilot.cli.common import emit_json, friendly_errors, settings
+from regpilot.cli.common import emit_json, friendly_errors, policy_option, registry_from, settings
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -40,13 +40,40 @@ def events(limit: int, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    for row in rows:
-        subject = row.get("model") or row.get("run_id") or ""
-        click.echo(
-            f"{_when(row.get('received_at'))}  {row.get('source', ''):<9} "
-            f"{row.get('outcome', ''):<10} {row.get('event', ''):<24} {subject}  "
-            f"{row.get('delivery_id', '')}  {row.get('detail', '')}"
-        )
+    if not rows:
+        click.echo("no deliveries recorded")
+        return
+    from regpilot.cli.output import table
+
+    table(
+        (
+            "received (UTC)",
+            "source",
+            "outcome",
+            "verdict",
+            "model",
+            "version",
+            "event",
+            "run",
+            "delivery",
+            "detail",
+        ),
+        [
+            (
+                _when(row.get("received_at")),
+                row.get("source"),
+                row.get("outcome"),
+                row.get("verdict"),
+                row.get("model"),
+                row.get("version"),
+                row.get("event"),
+                row.get("run_id"),
+                row.get("delivery_id"),
+                str(row.get("detail") or "")[:80],
+            )
+            for row in rows
+        ],
+    )
 
 
 @ops.group("dead-letters")
@@ -133,13 +160,13 @@ def parse_duration(text: str) -> float:
 @click.option("--since", default="24h", show_default=True, help="Look-back: 90m, 24h, 2d.")
 @click.option("--dry-run", is_flag=True, help="List what would be queued; queue nothing.")
 @json_option
+@policy_option
 @friendly_errors
 def reconcile(since: str, dry_run: bool, as_json: bool) -> None:
     """Find versions and runs no webhook brought, and queue them (what beat runs)."""
     from config.policy import load_policy
     from regpilot.queue.celery_config import create_celery
     from regpilot.queue.sweep import finding_queuer
-    from regpilot.registry import build_registry
     from regpilot.workflows.context import Context, Trigger
     from regpilot.workflows.reconcile import reconcile as sweep
 
@@ -147,7 +174,7 @@ def reconcile(since: str, dry_run: bool, as_json: bool) -> None:
     config = settings()
     store = _store()
     ctx = Context(
-        build_registry(config),
+        registry_from(config),
         load_policy(config.policy_file),
         config,
         store,

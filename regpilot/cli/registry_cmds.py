@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from regpilot.cli.common import emit_json, friendly_errors
+from regpilot.cli.common import emit_json, friendly_errors, policy_option
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 VERSION = click.IntRange(min=1)
@@ -55,20 +55,25 @@ def parse_tags(values: tuple[str, ...], unity_catalog: bool) -> dict[str, str]:
     "tags",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A tag for the new version (repeatable).",
+    help="Tags for the new version: `--tags team=ds owner=me` or `--tags a=1 --tags b=2`.",
 )
+# `--tags team=ds owner=me`: the values after the first land here (the command has no other
+# positional argument), so a shell line reads as people write it.
+@click.argument("more_tags", nargs=-1, metavar="")
 @click.option(
     "--skip-validation",
     is_flag=True,
     help="Register without the gate (recorded in the tags; no challenger alias).",
 )
 @JSON_OPTION
+@policy_option
 @friendly_errors
 def register_model(
     run_id: str,
     model_name: str,
     description: str | None,
     tags: tuple[str, ...],
+    more_tags: tuple[str, ...],
     skip_validation: bool,
     as_json: bool,
 ) -> None:
@@ -83,6 +88,10 @@ def register_model(
     from regpilot.workflows.governance import require_version
     from regpilot.workflows.run_completed import RegistrationOptions, process_run_completed
 
+    stray = [value for value in more_tags if "=" not in value]
+    if stray or (more_tags and not tags):
+        raise click.UsageError(f"unexpected argument(s): {' '.join(stray or more_tags)}")
+    tags = (*tags, *more_tags)
     ctx, name = open_model(model_name, "register-model", writes=False)
     options = RegistrationOptions(
         description=description,
@@ -125,6 +134,7 @@ def register_model(
 @click.argument("name")
 @click.option("--version", "version", type=VERSION, default=None, help="Version (default: latest).")
 @JSON_OPTION
+@policy_option
 @friendly_errors
 def details(name: str, version: int | None, as_json: bool) -> None:
     """Show a model version: stage, status, aliases, run, description, tags.
@@ -148,6 +158,7 @@ def details(name: str, version: int | None, as_json: bool) -> None:
 @click.argument("old", metavar="V1", type=VERSION)
 @click.argument("new", metavar="V2", type=VERSION)
 @JSON_OPTION
+@policy_option
 @friendly_errors
 def compare(name: str, old: int, new: int, as_json: bool) -> None:
     """Compare every metric of two versions (V2 - V1), and their stages and aliases.
@@ -224,6 +235,7 @@ def alias() -> None:
 @click.argument("alias_name", metavar="ALIAS")
 @click.argument("version", type=VERSION)
 @JSON_OPTION
+@policy_option
 @friendly_errors
 def alias_set(name: str, alias_name: str, version: int, as_json: bool) -> None:
     """Point ALIAS at VERSION, backwards too.
@@ -263,6 +275,7 @@ def alias_set(name: str, alias_name: str, version: int, as_json: bool) -> None:
 @click.argument("name")
 @click.argument("alias_name", metavar="ALIAS")
 @JSON_OPTION
+@policy_option
 @friendly_errors
 def alias_delete(name: str, alias_name: str, as_json: bool) -> None:
     """Remove ALIAS from the model."""
@@ -290,6 +303,7 @@ def alias_delete(name: str, alias_name: str, as_json: bool) -> None:
     help="Archive the versions currently in STAGE (Staging/Production only).",
 )
 @JSON_OPTION
+@policy_option
 @friendly_errors
 def transition(name: str, version: int, stage: str, archive_existing: bool, as_json: bool) -> None:
     """Move VERSION to a legacy stage. Unity Catalog has none: use `regpilot alias` there."""
@@ -321,6 +335,7 @@ def transition(name: str, version: int, stage: str, archive_existing: bool, as_j
 @click.command()
 @click.argument("name")
 @JSON_OPTION
+@policy_option
 @friendly_errors
 def rollback(name: str, as_json: bool) -> None:
     """Give `champion` back to the previous champion (recorded when it was promoted)."""

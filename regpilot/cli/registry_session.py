@@ -16,9 +16,8 @@ import click
 
 from config.policy import load_policy
 from config.settings import Settings
-from regpilot.cli.common import settings
+from regpilot.cli.common import registry_from, setting_as_given, settings
 from regpilot.queue.notify import Notifier
-from regpilot.registry import build_registry
 from regpilot.stores.redis_store import RedisStore
 from regpilot.workflows.context import Context, Trigger
 
@@ -53,7 +52,8 @@ def require_store(config: Settings, command: str) -> RedisStore:
     store = RedisStore.from_settings(config)
     if not store.ping():
         raise click.ClickException(
-            f"Redis at {_redis_where(config.redis_url)} does not answer: `regpilot {command}` "
+            f"{setting_as_given('REGPILOT_REDIS_URL')}: Redis at {_redis_where(config.redis_url)} "
+            f"does not answer; `regpilot {command}` "
             "needs it (the model lock and the decision history). Read-only commands work "
             "without it: details, compare, validate, retention --dry-run, policy check/backtest."
         )
@@ -81,7 +81,7 @@ def read_only_context() -> Context:
     """Return a context without Redis: the registry and the policy, acting as this user."""
     config = settings()
     return CliContext(
-        registry=build_registry(config),
+        registry=registry_from(config),
         policy=load_policy(config.policy_file),
         settings=config,
         trigger=Trigger("cli", actor=_user()),

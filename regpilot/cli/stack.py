@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets as token_source
 import shutil
 import signal
 import socket
@@ -60,6 +61,20 @@ def redis_answers(host: str, port: int) -> bool:
         return False
 
 
+def new_ops_token() -> str:
+    """Return a fresh ops bearer token (43 URL-safe characters, 256 bits)."""
+    return token_source.token_urlsafe(32)
+
+
+def _new_secrets() -> dict[str, str]:
+    return {
+        "mlflow_webhook_secret": base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("="),
+        "run_webhook_secret": "whsec_" + base64.b64encode(os.urandom(24)).decode(),
+        "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "ops_token": new_ops_token(),
+    }
+
+
 @dataclass
 class Secrets:
     """The local stack's secrets, generated once and kept in the state folder."""
@@ -67,22 +82,45 @@ class Secrets:
     mlflow_webhook_secret: str
     run_webhook_secret: str
     fernet_key: str
+    ops_token: str = field(default_factory=new_ops_token)
 
     @classmethod
     def load_or_create(cls, state_dir: Path) -> Secrets:
-        """Read the secrets file, creating it (mode 0600) on first use."""
+        """Read the secrets file, creating it (mode 0600) on first use or completing it."""
         path = state_dir / "secrets.json"
-        if path.exists():
-            return cls(**json.loads(path.read_text()))
-        secrets = cls(
-            mlflow_webhook_secret=base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("="),
-            run_webhook_secret="whsec_" + base64.b64encode(os.urandom(24)).decode(),
-            fernet_key=base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        )
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(vars(secrets)))
-        path.chmod(0o600)
-        return secrets
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        known = {name: value for name, value in stored.items() if name in cls.__dataclass_fields__}
+        # A secrets file from an older release lacks the newer keys (the ops token): add them,
+        # keeping the old values so installed webhooks keep verifying.
+        complete = {**_new_secrets(), **known}
+        if complete != stored:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(complete))
+            path.chmod(0o600)
+        return cls(**complete)
+
+
+class PartFailed(RuntimeError):
+    """A process of the local stack exited or never answered; its log says why."""
+
+    def __init__(self, name: str, reason: str, log_path: Path) -> None:
+        super().__init__(f"{name} {reason}")
+        self.name = name
+        self.reason = reason
+        self.log_path = log_path
+
+    def last_lines(self, count: int = 20) -> list[str]:
+        """Return the last lines of the part's log (empty when there is no log)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return text.rstrip("\n").splitlines()[-count:]
+
+    def describe(self) -> str:
+        """Return what failed, the last lines of its log, and that nothing is left running."""
+        tail = "\n".join(f"  | {line}" for line in self.last_lines()) or "  (its log is empty)"
+        return f"{self}; last lines of {self.log_path}:\n{tail}\nnothing is left running."
 
 
 @dataclass
@@ -101,11 +139,14 @@ class LocalStack:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{name}.log").open("ab")
+        # The state folder as working directory: a `config.py` (or `tasks/`, `handlers/`) in the
+        # folder the user started from must not shadow our modules in a child.
         process = subprocess.Popen(
             argv,
             env=child_environment(env),
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=self.state_dir,
             start_new_session=True,
         )
         self.processes.append((name, process))
@@ -163,6 +204,7 @@ class LocalStack:
         data.mkdir(parents=True, exist_ok=True)
         argv = [
             sys.executable,
+            "-P",
             "-m",
             "mlflow",
             "server",
@@ -180,14 +222,45 @@ class LocalStack:
         env = {**MLFLOW_SERVER_ENV, "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": secrets.fernet_key}
         process = self._spawn("mlflow", argv, env)
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/health", timeout=120, process=process)
+        self.wait_ready("mlflow", f"{url}/health", timeout=120, process=process)
         return url
+
+    def wait_ready(
+        self, name: str, url: str, timeout: float, process: subprocess.Popen[bytes]
+    ) -> None:
+        """Wait until a part answers on `url`, or raise PartFailed pointing at its log."""
+        try:
+            wait_http(url, timeout=timeout, process=process)
+        except RuntimeError as exc:
+            if process.poll() is not None:
+                reason = f"exited with code {process.returncode} before it answered"
+            else:
+                reason = f"did not answer {url} within {timeout:.0f}s"
+            raise PartFailed(name, reason, self.log_dir / f"{name}.log") from exc
+
+    def wait_alive(self, name: str, seconds: float) -> None:
+        """Raise PartFailed if the part exits within the next `seconds`."""
+        deadline = time.monotonic() + seconds
+        while True:
+            for part, process in self.processes:
+                if part == name and process.poll() is not None:
+                    raise PartFailed(
+                        name,
+                        f"exited with code {process.returncode}",
+                        self.log_dir / f"{name}.log",
+                    )
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.2)
 
     def start_part(
         self, name: str, args: list[str], env: dict[str, str]
     ) -> subprocess.Popen[bytes]:
-        """Start one of our own parts (`regpilot serve`, `worker`, `beat`)."""
-        return self._spawn(name, [sys.executable, "-m", "regpilot.cli.main", *args], env)
+        """Start one of our own parts (`regpilot serve`, `worker`, `beat`).
+
+        `-P` keeps the working directory off the import path, so nothing there shadows us.
+        """
+        return self._spawn(name, [sys.executable, "-P", "-m", "regpilot.cli.main", *args], env)
 
     def signal_part(self, name: str, signum: int) -> None:
         """Send a signal to the process group of a part this stack started."""

@@ -16,18 +16,25 @@ WEBHOOK_NAME = "regpilot"
 DEFAULT_EVENTS = ("model_version.created",)
 
 
-def url_warnings(url: str) -> list[str]:
-    """Return why a default MLflow server would refuse this receiver URL."""
+def url_warnings(
+    url: str, allowed_schemes: str | None = None, allow_private_ips: bool | None = None
+) -> list[str]:
+    """Return why the MLflow server would refuse this receiver URL.
+
+    Without the server's own settings (`allowed_schemes`, `allow_private_ips`) its defaults
+    are assumed: https only, public addresses only.
+    """
     parsed = urlparse(url)
     warnings = []
-    if parsed.scheme == "http":
+    schemes = {s.strip() for s in (allowed_schemes or "https").split(",")}
+    if parsed.scheme == "http" and "http" not in schemes:
         warnings.append(
             "the URL is http: the MLflow server needs MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https "
             "(its default allows https only)"
         )
     host = parsed.hostname or ""
     private = private_addresses(host)
-    if private:
+    if private and not allow_private_ips:
         warnings.append(
             f"{host} resolves to a non-public address ({', '.join(private)}): the MLflow server "
             "needs MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true"
@@ -148,7 +155,9 @@ def install(
         raise click.ClickException(
             "set REGPILOT_MLFLOW_WEBHOOK_SECRET first: the webhook is signed"
         )
-    for warning in url_warnings(url):
+    for warning in url_warnings(
+        url, config.mlflow_webhook_allowed_schemes, config.mlflow_webhook_allow_private_ips
+    ):
         click.echo(f"warning: {warning}", err=True)
     try:
         hook_id, what = install_mlflow_webhook(

@@ -9,6 +9,8 @@ from typing import Any
 
 VALIDATION_STATUS = "validation_status"
 VALIDATION_REPORT = "validation_report"
+# One readable line (verdict and reason) for the MLflow UI, which cuts long tag values.
+VALIDATION_SUMMARY = "validation_summary"
 SOURCE_RUN_ID = "source_run_id"
 REGISTRATION_DATE = "registration_date"
 FRAMEWORK = "framework"
@@ -31,6 +33,7 @@ RESERVED_TAGS = frozenset(
     {
         VALIDATION_STATUS,
         VALIDATION_REPORT,
+        VALIDATION_SUMMARY,
         SOURCE_RUN_ID,
         REGISTRATION_DATE,
         FRAMEWORK,
@@ -45,6 +48,8 @@ RESERVED_TAGS = frozenset(
 
 # Unity Catalog is the strictest registry we write to; these keys work everywhere.
 MAX_TAG_VALUE = 1000
+# The summary is read in lists and tables; 250 characters stay readable and fit every registry.
+MAX_SUMMARY_VALUE = 250
 _UC_SAFE_KEY = re.compile(r"^[A-Za-z0-9_ ]{1,255}$")
 
 

@@ -59,6 +59,40 @@ def registered_aliases(tracking_uri: str, name: str, timeout: float) -> dict[str
     }
 
 
+def _get_json(tracking_uri: str, path: str, query: dict[str, str], timeout: float) -> dict:  # type: ignore[type-arg]
+    url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}"
+    try:
+        return dict(json.loads(_get(url, timeout)))
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return {}
+        raise MlflowUnavailable(f"MLflow answered {exc.code}") from exc
+    except (OSError, ValueError) as exc:
+        raise MlflowUnavailable(str(exc)) from exc
+
+
+def run_metric_names(tracking_uri: str, run_id: str, timeout: float) -> list[str] | None:
+    """Return the names of the metrics a run logged, or None when there is no such run."""
+    run = _get_json(tracking_uri, "runs/get", {"run_id": run_id}, timeout).get("run")
+    if not run:
+        return None
+    return sorted({m["key"] for m in run.get("data", {}).get("metrics", []) if "key" in m})
+
+
+def model_metric_names(tracking_uri: str, name: str, timeout: float, limit: int = 200) -> set[str]:
+    """Return every metric name the runs behind a registered model's versions logged."""
+    found = _get_json(
+        tracking_uri,
+        "model-versions/search",
+        {"filter": f"name='{name}'", "max_results": str(limit)},
+        timeout,
+    )
+    names: set[str] = set()
+    for run_id in {v.get("run_id") for v in found.get("model_versions", []) if v.get("run_id")}:
+        names.update(run_metric_names(tracking_uri, str(run_id), timeout) or [])
+    return names
+
+
 @dataclass
 class HealthProbe:
     """MLflow's health, probed at most once per `ttl` seconds per process."""

@@ -115,11 +115,22 @@ class RedisStore:
         pipe.ltrim(self.key("events"), 0, self.max_events - 1)
         pipe.execute()
 
-    def set_outcome(self, source: str, delivery_id: str, outcome: str, detail: str = "") -> None:
-        """Record what the worker made of a delivery (processed, failed, dead)."""
+    def set_outcome(
+        self,
+        source: str,
+        delivery_id: str,
+        outcome: str,
+        detail: str = "",
+        fields: dict[str, Any] | None = None,
+    ) -> None:
+        """Record what the worker made of a delivery (processed, failed, dead).
+
+        `fields` adds what the work found, e.g. the verdict and the model it concerned.
+        """
         key = self.key("event", source, delivery_id)
         raw = self.client.get(key)
         record = json.loads(raw) if raw else {"source": source, "delivery_id": delivery_id}
+        record.update(fields or {})
         record.update({"outcome": outcome, "detail": detail[:500], "finished_at": time.time()})
         self.client.set(key, json.dumps(record), ex=self.delivery_ttl)
 

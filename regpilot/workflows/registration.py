@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from regpilot.core.gate import Verdict
 from regpilot.core.registry_port import LoggedModel, ModelVersion, RunInfo
+from regpilot.core.summary import validation_summary, version_description
 from regpilot.core.tags import (
     FRAMEWORK,
     METADATA,
@@ -17,6 +18,7 @@ from regpilot.core.tags import (
     VALIDATION_REPORT,
     VALIDATION_SKIPPED,
     VALIDATION_STATUS,
+    VALIDATION_SUMMARY,
     fit_json,
 )
 from regpilot.workflows.context import Context
@@ -62,6 +64,7 @@ def version_tags(
     else:
         tags[VALIDATION_STATUS] = verdict.status
         tags[VALIDATION_REPORT] = verdict.report()
+        tags[VALIDATION_SUMMARY] = validation_summary(verdict, [*run.metrics, *model.metrics])
     tags.update(extra or {})
     return tags
 
@@ -96,7 +99,7 @@ def register_once(
         model.uri,
         run.run_id,
         version_tags(run, model, verdict, {**(extra_tags or {}), **decision}),
-        description,
+        description if description else version_description(verdict, run.run_id),
     )
     ctx.record(
         name,

@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 
 from regpilot.core.gate import Verdict, should_promote
 from regpilot.core.registry_port import RunInfo
-from regpilot.core.tags import FAILED, PASSED, ROLLED_BACK, VALIDATION_REPORT, VALIDATION_STATUS
+from regpilot.core.summary import fit_line, validation_summary
+from regpilot.core.tags import (
+    FAILED,
+    PASSED,
+    ROLLED_BACK,
+    VALIDATION_REPORT,
+    VALIDATION_STATUS,
+    VALIDATION_SUMMARY,
+)
 from regpilot.workflows.aliases import move_alias_forward, promote
 from regpilot.workflows.context import Context
 from regpilot.workflows.registration import register_once
@@ -102,11 +110,17 @@ def _tag_run(ctx: Context, run: RunInfo, outcomes: list[Outcome]) -> None:
         return  # a skipped validation says nothing about the run
     statuses = {o.verdict.status for o in judged}
     report = judged[0].verdict.report() if len(judged) == 1 else "see model versions"
+    summary = "; ".join(
+        (f"{o.model_name}: " if len(judged) > 1 else "")
+        + validation_summary(o.verdict, run.metrics)
+        for o in judged
+    )
     ctx.registry.set_run_tags(
         run.run_id,
         {
             VALIDATION_STATUS: PASSED if statuses == {PASSED} else FAILED,
             VALIDATION_REPORT: report,
+            VALIDATION_SUMMARY: fit_line(summary),
         },
     )
 
@@ -126,6 +140,7 @@ def _judge_and_register(
         run_id=run.run_id,
         verdict=verdict.status,
         checks=verdict.as_dict()["checks"],
+        logged_metrics=sorted(outcome_metrics(run, target)),
     )
     outcome = Outcome(name, run.run_id, verdict)
     if not verdict.passed:

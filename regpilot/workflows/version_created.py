@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from regpilot.core.summary import validation_summary
 from regpilot.core.tags import (
     FRAMEWORK,
     PASSED,
@@ -12,6 +13,7 @@ from regpilot.core.tags import (
     SOURCE_RUN_ID,
     VALIDATION_REPORT,
     VALIDATION_STATUS,
+    VALIDATION_SUMMARY,
 )
 from regpilot.workflows.aliases import move_alias_forward
 from regpilot.workflows.context import Context
@@ -51,7 +53,11 @@ def process_version_created(ctx: Context, name: str, version: int) -> VersionOut
         run, model = subject_of_version(ctx, stored)
         require_settled(run)
         verdict, snapshot = judge(ctx, name, run, model)
-        tags = {VALIDATION_REPORT: verdict.report()}
+        logged = [*run.metrics, *(model.metrics if model is not None else {})]
+        tags = {
+            VALIDATION_REPORT: verdict.report(),
+            VALIDATION_SUMMARY: validation_summary(verdict, logged),
+        }
         if stored.run_id and SOURCE_RUN_ID not in stored.tags:
             tags[SOURCE_RUN_ID] = stored.run_id
         if model is not None and model.flavor and FRAMEWORK not in stored.tags:
@@ -66,6 +72,7 @@ def process_version_created(ctx: Context, name: str, version: int) -> VersionOut
             run_id=stored.run_id,
             verdict=verdict.status,
             checks=verdict.as_dict()["checks"],
+            logged_metrics=sorted(set(logged)),
         )
         if verdict.passed:
             _advance(ctx, snapshot or read_snapshot(ctx, name), version)

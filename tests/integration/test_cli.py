@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -52,11 +53,27 @@ def test_notify_run_sends_a_signed_webhook_that_is_processed(stack, client):
             "cli-notified",
             "--url",
             f"{stack['receiver'].url}/webhooks/runs",
+            "--json",
         ],
         env=env,
     )
     assert result.exit_code == 0, result.output
-    assert '"status": "queued"' in result.output
+    assert json.loads(result.stdout)["status"] == "queued"
+    again = CliRunner().invoke(
+        main,
+        [
+            "notify-run",
+            run_id,
+            "--model-name",
+            "cli-notified",
+            "--url",
+            f"{stack['receiver'].url}/webhooks/runs",
+        ],
+        env=env,
+    )
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith(f"run {run_id} for cli-notified: ")  # one human line
+    assert len(again.stdout.splitlines()) == 1
     wait_until(lambda: client.get_run(run_id).data.tags.get("validation_status"), message="verdict")
     assert len(client.search_model_versions("name = 'cli-notified'")) == 1
 

@@ -51,6 +51,12 @@ def test_passing_run_registers_one_version_with_seed_tags_and_challenger(stack, 
     report = json.loads(tags["validation_report"])
     assert report["status"] == "PASSED" and len(report["checks"]) == 3
     assert len(tags["validation_report"]) <= 1000 and len(tags["metadata"]) <= 1000
+    # The MLflow UI shows the verdict and why without opening JSON: a one-line summary and,
+    # since the user gave none, a description.
+    summary = "PASSED 3/3: test_accuracy 0.95 >= 0.85, test_precision 0.93 >= 0.8, "
+    assert tags["validation_summary"] == summary + "test_recall 0.92 >= 0.8"
+    assert client.get_run(run_id).data.tags["validation_summary"] == tags["validation_summary"]
+    assert version.description.startswith(f"Registered by regpilot from run {run_id}: ")
     assert "challenger" in version.aliases
     assert version.run_id == run_id
     assert _verdict(client, run_id) == "PASSED"
@@ -153,6 +159,7 @@ def test_hand_registered_version_is_validated_through_mlflows_own_webhook(stack,
     assert passed.tags["source_run_id"] == good
     assert "challenger" in passed.aliases
     assert failed.tags["validation_status"] == "FAILED"
+    assert failed.tags["validation_summary"] == "FAILED: test_accuracy 0.6, needs >= 0.85"
     assert failed.aliases == []
     assert client.get_registered_model("core-by-hand").aliases == {"challenger": good_version}
 

@@ -76,6 +76,42 @@ def as_json(result: Result) -> Any:
     return json.loads(result.stdout)
 
 
+def in_a_terminal(settings: Settings, answer: str, *args: str) -> str:
+    """Run `regpilot ARGS` on a pseudo-terminal, type `answer` at its prompt; return the output."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("regpilot")), *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=child_environment(settings_environment(settings)),
+        cwd=ROOT,
+    )
+    os.close(follower)
+    output, answered = b"", False
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            process.kill()
+            raise AssertionError(f"no output for 60 s: {output.decode(errors='replace')}")
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the command exited
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"[y/N]" in output:
+            os.write(leader, answer.encode())
+            answered = True
+    process.wait(timeout=60)
+    os.close(leader)
+    return output.decode(errors="replace")
+
+
 def register(settings: Settings, name: str, metrics: dict[str, float], *extra: str) -> int:
     """Train a run and register it through the CLI; return the version."""
     run_id = train_run(metrics)
@@ -114,6 +150,7 @@ def test_register_model_registers_tags_describes_and_prints_details(cli_settings
         "first cut",
         "--tags",
         "team=fraud",
+        "owner=me",  # several values after one --tags, as the README writes it
         "--tags",
         "tier=1",
     )
@@ -127,7 +164,7 @@ def test_register_model_registers_tags_describes_and_prints_details(cli_settings
     mv = client.get_model_version(name, "1")
     assert mv.description == "first cut"
     tags = mv.tags
-    assert tags["team"] == "fraud" and tags["tier"] == "1"
+    assert tags["team"] == "fraud" and tags["tier"] == "1" and tags["owner"] == "me"
     assert tags["source_run_id"] == run_id and tags["framework"] == "sklearn"
     assert tags["registration_date"].startswith("20")
     assert json.loads(tags["metadata"])["metrics"]["test_accuracy"] == pytest.approx(0.95)
@@ -137,6 +174,19 @@ def test_register_model_registers_tags_describes_and_prints_details(cli_settings
     assert all(len(value) <= 1000 for value in tags.values())
     assert "challenger" in mv.aliases
     assert client.get_run(run_id).data.tags["validation_status"] == "PASSED"
+
+    # `explain` by version finds the run behind it, and every decision about either.
+    why = as_json(ok(cli_settings, "explain", "--model", name, "--version", "1", "--json"))
+    assert why["run_ids"] == [run_id]
+    kinds = [d["kind"] for d in why["decisions"]]
+    assert "gate" in kinds and "registration" in kinds
+    gate = next(d for d in why["decisions"] if d["kind"] == "gate")
+    assert gate["checks"][0]["explanation"] == "test_accuracy 0.95 >= 0.85: passed"
+    assert why["logged_metrics"] == {run_id: sorted(PASSING)}
+    human = ok(cli_settings, "explain", "--run-id", run_id).stdout
+    assert f"run {run_id}" in human and "registration" in human
+    unknown = cli(cli_settings, "explain", "--run-id", "0" * 32)
+    assert unknown.exit_code == 1 and "nothing recorded about run" in unknown.output
 
     # The same run again: nothing new, the new description applied, exit 0.
     again = ok(cli_settings, *args, "--description", "second look", "--json")
@@ -198,6 +248,11 @@ def test_skip_validation_is_recorded_in_the_tags_and_gives_no_challenger(
         (
             ["--run-id", "abc", "--model-name", "cli-x", "--tags", "validation_status=PASSED"],
             "set by regpilot itself",
+        ),
+        (["--run-id", "abc", "--model-name", "cli-x", "stray"], "unexpected argument(s): stray"),
+        (
+            ["--run-id", "abc", "--model-name", "cli-x", "--tags", "a=1", "stray"],
+            "unexpected argument(s): stray",
         ),
     ],
 )
@@ -541,7 +596,14 @@ def test_retention_dry_run_changes_nothing_then_applies_the_same_plan(cli_settin
     assert snapshot(client, name) == before
     assert len(decisions(store, name)) == recorded
 
-    applied = ok(cli_settings, "retention", name, "--keep", "1")
+    refused = cli(cli_settings, "retention", name, "--keep", "1")
+    assert refused.exit_code == 1 and "pass --yes" in refused.output
+    assert "Nothing was changed" in refused.output
+    assert snapshot(client, name) == before  # without a terminal and --yes: nothing applied
+    declined = in_a_terminal(cli_settings, "n\n", "retention", name, "--keep", "1")
+    assert "archive 1 version(s) of" in declined and "nothing was changed" in declined
+    assert snapshot(client, name) == before  # the person said no
+    applied = ok(cli_settings, "retention", name, "--keep", "1", "--yes")
     assert applied.stdout.index("retention plan") < applied.stdout.index("archived 1 version")
     assert "archive: 1/1" in applied.stderr
     archived = client.get_model_version(name, "4")

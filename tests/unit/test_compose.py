@@ -287,3 +287,48 @@ def test_templates_ship_in_the_package(template):
     patterns = data["package-data"]["handlers"]
     relative = template.relative_to(ROOT / "handlers")
     assert any(relative.match(pattern) for pattern in patterns)
+
+
+# Settings compose sets for the containers on purpose, and why a value in .env does not win.
+WIRED_IN_COMPOSE = {
+    "MLFLOW_TRACKING_URI": "the mlflow service's address on the compose network",
+    "REGPILOT_REDIS_URL": "the redis service's address on the compose network",
+    "REGPILOT_POLICY_FILE": "the mounted policy's path inside the container",
+    "REGPILOT_WORKER_METRICS_PORT": "the port the worker's service exposes",
+    "REGPILOT_WORKER_METRICS_HOST": "all interfaces, so Prometheus reaches the container",
+    "PROMETHEUS_MULTIPROC_DIR": "a private folder inside each container",
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "what the mlflow service is configured with",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "what the mlflow service is configured with",
+}
+
+
+@pytest.mark.parametrize("service", ["web", "worker", "beat", "webhook-install"])
+def test_every_setting_in_env_reaches_the_regpilot_services(service):
+    # Compose gives `environment:` precedence over `env_file:`: a setting .env carries reaches
+    # the container unless compose writes it literally (interpolating ${NAME} takes .env's).
+    env_files = SERVICES[service].get("env_file") or []
+    assert {"path": ".env", "required": False} in env_files, f"{service} does not read .env"
+    for name, value in _env(service).items():
+        if name in SETTINGS_ENV and not INTERPOLATION.search(value):
+            assert name in WIRED_IN_COMPOSE, f"{service}: {name}={value} hides the .env value"
+    assert SETTINGS_ENV  # every field: none is filtered out by a list of names
+
+
+def test_webhook_install_knows_what_the_mlflow_service_allows():
+    from regpilot.cli.webhooks import url_warnings
+
+    mlflow, installer = _env("mlflow"), _env("webhook-install")
+    for name in ("MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"):
+        assert installer[name] == mlflow[name]
+    url = _option(_command("webhook-install"), "--url").replace("web", "127.0.0.1")
+    settings = Settings(
+        mlflow_webhook_allowed_schemes=installer["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"],
+        mlflow_webhook_allow_private_ips=installer["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"],
+    )
+    assert (
+        url_warnings(
+            url, settings.mlflow_webhook_allowed_schemes, settings.mlflow_webhook_allow_private_ips
+        )
+        == []
+    )
+    assert len(url_warnings(url)) == 2  # an MLflow server on its defaults refuses this URL

@@ -66,3 +66,36 @@ def test_yaml_syntax_error_names_the_line():
 def test_missing_file_is_a_policy_error(tmp_path):
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_every_problem_is_reported_at_once_in_plain_words():
+    text = (
+        "defaults:\n"
+        "  retention:\n"
+        "    kep: 3\n"  # line 3: a typo of keep
+        "models:\n"
+        "  wine:\n"
+        "    auto_promote: maybe\n"  # line 6
+        "  iris:\n"
+        "    metrics:\n"
+        "      test_accuracy: {min: high}\n"  # line 9
+    )
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, "p.yaml")
+    assert info.value.problems == [
+        "p.yaml:3: policy key 'defaults.retention.kep': unknown key 'kep'; did you mean 'keep'?",
+        "p.yaml:6: policy key 'models.wine.auto_promote': 'auto_promote' must be true or false, "
+        "not 'maybe'",
+        "p.yaml:9: policy key 'models.iris.metrics.test_accuracy.min': 'min' must be a number, "
+        "not 'high'",
+    ]
+    assert str(info.value).startswith("invalid policy (3 problems):\n")
+    assert "Extra inputs" not in str(info.value) and "Input should" not in str(info.value)
+
+
+def test_a_bad_inherited_default_is_reported_once_not_per_model():
+    text = "defaults:\n  retention: {keep: 0}\nmodels:\n  a: {}\n  b: {}\n"
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, "p.yaml")
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith("p.yaml:2: policy key 'defaults.retention.keep'")

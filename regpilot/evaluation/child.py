@@ -236,10 +236,7 @@ class Evaluation:
             try:
                 mlflow.start_run(run_id=self.run_id)
             except Exception as exc:
-                self.guard("connect", exc, io_step=True)
-                raise self.fail(
-                    "connect", "config", f"cannot start the run: {describe_exception(exc)}"
-                ) from exc
+                raise self.raised(exc, "connect", "config", "cannot start the run: ") from exc
             try:
                 try:
                     self.measure()
@@ -261,6 +258,23 @@ class Evaluation:
             "infrastructure_error": infrastructure,
             "clock": self.clock,
         }
+
+    def raised(
+        self,
+        exc: BaseException,
+        step: str,
+        kind: FailureKind,
+        prefix: str,
+        *,
+        guard_step: str | None = None,
+        io_step: bool = True,
+    ) -> StepFailed:
+        """Return the failure of a step that raised `exc`; raise when the infrastructure did.
+
+        `guard_step` names the step in the infrastructure error when it differs from `step`.
+        """
+        self.guard(guard_step or step, exc, io_step=io_step)
+        return self.fail(step, kind, prefix + describe_exception(exc))
 
     def guard(self, step: str, exc: BaseException, *, io_step: bool) -> None:
         if is_infrastructure(exc, io_step=io_step):
@@ -301,11 +315,8 @@ class Evaluation:
             except StepFailed:
                 raise
             except Exception as exc:
-                self.guard("connect", exc, io_step=True)
-                raise self.fail(
-                    "connect",
-                    "config",
-                    f"cannot create the evaluation run: {describe_exception(exc)}",
+                raise self.raised(
+                    exc, "connect", "config", "cannot create the evaluation run: "
                 ) from exc
         self.run_id = run.info.run_id
         self.progress(run_id=self.run_id)
@@ -331,11 +342,8 @@ class Evaluation:
             except DatasetError as exc:
                 raise self.fail("dataset", "dataset", str(exc)) from exc
             except Exception as exc:
-                self.guard("dataset", exc, io_step=True)
-                raise self.fail(
-                    "dataset",
-                    "dataset",
-                    f"dataset {self.spec.dataset!r}: {describe_exception(exc)}",
+                raise self.raised(
+                    exc, "dataset", "dataset", f"dataset {self.spec.dataset!r}: "
                 ) from exc
         if self.spec.model_type == "classifier":
             labels = int(loaded.frame[self.spec.targets].nunique())
@@ -370,9 +378,8 @@ class Evaluation:
                     if not Path(local).exists():
                         raise FileNotFoundError(f"no model at {local}")
             except Exception as exc:
-                self.guard("download", exc, io_step=True)
-                raise self.fail(
-                    "load", "model", f"cannot download the model: {describe_exception(exc)}"
+                raise self.raised(
+                    exc, "load", "model", "cannot download the model: ", guard_step="download"
                 ) from exc
         mismatches = _RequirementMismatches()
         with self.timed("load", "load"), mismatches:
@@ -468,9 +475,8 @@ class Evaluation:
                     evaluators=["default"],
                 )
             except Exception as exc:
-                self.guard("evaluate", exc, io_step=False)
-                raise self.fail(
-                    "evaluate", "model", f"mlflow.models.evaluate raised {describe_exception(exc)}"
+                raise self.raised(
+                    exc, "evaluate", "model", "mlflow.models.evaluate raised ", io_step=False
                 ) from exc
         dropped: list[str] = []
         for name, value in outcome.metrics.items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Direction = Literal["higher", "lower"]
@@ -61,15 +61,8 @@ class Check:
     detail: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "expected": self.expected,
-            "measured": self.measured,
-            "logged": self.logged,
-            "champion": self.champion,
-            "passed": self.passed,
-            "detail": self.detail,
-        }
+        """Return the row as plain data, its fields in declaration order."""
+        return asdict(self)
 
 
 def normalise_direction(direction: str) -> Direction:
@@ -98,6 +91,15 @@ def _finite(value: object) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _margin(amount: float, above: str, below: str, level: str) -> str:
+    """Describe a signed margin: "<above> by x", "<below> by x", or `level` within float noise."""
+    if amount > _TOLERANCE:
+        return f"{above} by {_fmt(amount)}"
+    if amount < -_TOLERANCE:
+        return f"{below} by {_fmt(-amount)}"
+    return level
 
 
 def _fmt(value: float) -> str:
@@ -181,12 +183,7 @@ def champion_check(
         return Check(name, expected, candidate, None, None, True, f"{why}: nothing to beat")
     gain = candidate - champion if better == "higher" else champion - candidate
     passed = gain >= required - _TOLERANCE
-    if gain > _TOLERANCE:
-        detail = f"beats champion by {_fmt(gain)}"
-    elif gain < -_TOLERANCE:
-        detail = f"loses to champion by {_fmt(-gain)}"
-    else:
-        detail = "ties champion"
+    detail = _margin(gain, "beats champion", "loses to champion", "ties champion")
     if not passed:
         detail += f" (needs an improvement of at least {_fmt(required)})"
     return Check(name, expected, candidate, None, champion, passed, detail)
@@ -239,12 +236,7 @@ def honesty_checks(
             continue
         overstated = claim - value if better == "higher" else value - claim
         passed = overstated <= gap + _TOLERANCE
-        if overstated > _TOLERANCE:
-            detail = f"overstates by {_fmt(overstated)}"
-        elif overstated < -_TOLERANCE:
-            detail = f"understates by {_fmt(-overstated)}"
-        else:
-            detail = "matches"
+        detail = _margin(overstated, "overstates", "understates", "matches")
         if not passed:
             detail += f" (allowed {_fmt(gap)})"
         checks.append(Check(name, expected, value, claim, None, passed, detail))

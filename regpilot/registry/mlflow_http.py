@@ -41,17 +41,8 @@ def healthy(tracking_uri: str, timeout: float) -> bool:
 
 def registered_aliases(tracking_uri: str, name: str, timeout: float) -> dict[str, int]:
     """Return a registered model's aliases (alias -> version); empty when there is no model."""
-    query = urllib.parse.urlencode({"name": name})
-    url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/registered-models/get?{query}"
-    try:
-        body = _get(url, timeout)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return {}
-        raise MlflowUnavailable(f"MLflow answered {exc.code}") from exc
-    except (OSError, ValueError) as exc:
-        raise MlflowUnavailable(str(exc)) from exc
-    model = json.loads(body).get("registered_model", {})
+    found = _get_json(tracking_uri, "registered-models/get", {"name": name}, timeout)
+    model = found.get("registered_model", {})
     return {
         str(entry["alias"]): int(entry["version"])
         for entry in model.get("aliases", [])
@@ -60,6 +51,7 @@ def registered_aliases(tracking_uri: str, name: str, timeout: float) -> dict[str
 
 
 def _get_json(tracking_uri: str, path: str, query: dict[str, str], timeout: float) -> dict:  # type: ignore[type-arg]
+    """Return `GET /api/2.0/mlflow/<path>?<query>` as JSON; empty when MLflow answers 404."""
     url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}"
     try:
         return dict(json.loads(_get(url, timeout)))

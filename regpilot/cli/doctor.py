@@ -29,6 +29,7 @@ from regpilot.core.doctor import (
     judge_workers,
     ok,
     skip,
+    unreachable,
 )
 
 
@@ -93,10 +94,8 @@ class Doctor:
         where = _where(self.settings.redis_url)
         if RedisStore.from_settings(self.settings).ping():
             return ok("redis", f"{where} answers")
-        return fail(
-            "redis",
-            f"{where} does not answer",
-            "start Redis, or set REGPILOT_REDIS_URL to one that runs",
+        return unreachable(
+            "redis", where, "start Redis, or set REGPILOT_REDIS_URL to one that runs"
         )
 
     def broker(self) -> Check:
@@ -109,11 +108,8 @@ class Doctor:
             try:
                 connection.ensure_connection(max_retries=1, timeout=self.timeout)
             except Exception as exc:
-                return fail(
-                    "broker",
-                    f"{_where(url)} does not answer: {exc}",
-                    "start the broker, or fix REGPILOT_BROKER_URL",
-                )
+                fix = "start the broker, or fix REGPILOT_BROKER_URL"
+                return unreachable("broker", _where(url), fix, exc)
         return ok("broker", f"{_where(url)} answers")
 
     def policy(self) -> Check:
@@ -193,11 +189,8 @@ class Doctor:
             with urllib.request.urlopen(uri.rstrip("/") + "/version", timeout=5) as answer:
                 version = answer.read(100).decode("utf-8", "replace").strip()
         except (urllib.error.URLError, OSError) as exc:
-            return fail(
-                "mlflow",
-                f"{uri} does not answer: {getattr(exc, 'reason', exc)}",
-                "start the MLflow server, or fix MLFLOW_TRACKING_URI",
-            )
+            fix = "start the MLflow server, or fix MLFLOW_TRACKING_URI"
+            return unreachable("mlflow", uri, fix, getattr(exc, "reason", exc))
         return ok("mlflow", f"{uri} answers, MLflow {version}")
 
     def mlflow_webhook(self) -> Check:

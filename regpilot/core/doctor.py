@@ -43,6 +43,12 @@ def fail(name: str, detail: str, fix: str) -> Check:
     return Check(name, "fail", detail, fix)
 
 
+def unreachable(name: str, where: str, fix: str, error: object | None = None) -> Check:
+    """Return the failing check of a service at `where` that did not answer, with its error."""
+    detail = f"{where} does not answer" if error is None else f"{where} does not answer: {error}"
+    return fail(name, detail, fix)
+
+
 def skip(name: str, detail: str) -> Check:
     """Return a check that does not apply to this setup."""
     return Check(name, "skip", detail)

@@ -13,6 +13,7 @@ from regpilot.core.doctor import (
     judge_workers,
     ok,
     skip,
+    unreachable,
 )
 
 HOOK = {
@@ -32,6 +33,15 @@ def test_workers_need_one_that_consumes_our_queue():
     assert "celery" in other.detail
     good = judge_workers({"w@h": ["regpilot"], "x@h": ["celery"]}, "regpilot")
     assert good.status == "ok" and "w@h" in good.detail and "x@h" not in good.detail
+
+
+def test_unreachable_names_the_place_the_error_and_the_fix():
+    bare = unreachable("redis", "redis://h:6379/0", "start Redis")
+    assert bare == fail("redis", "redis://h:6379/0 does not answer", "start Redis")
+    with_error = unreachable("broker", "amqp://h:5672", "start it", ConnectionRefusedError(111))
+    assert with_error.status == "fail"
+    assert with_error.detail == "amqp://h:5672 does not answer: 111"
+    assert with_error.fix == "start it"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -219,6 +219,13 @@ def policy_option(func: F) -> F:
         callback=_remember_policy,
         help="Policy file to use (default: REGPILOT_POLICY_FILE).",
     )(func)
+
+
+def choice_option(flag: str, choices: Sequence[str], help: str) -> Callable[[F], F]:
+    """Return an option that takes one of `choices`, the first being the default `--help` shows."""
+    return click.option(
+        flag, type=click.Choice(list(choices)), default=choices[0], show_default=True, help=help
+    )
 
 
 def settings() -> Any:

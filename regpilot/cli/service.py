@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from regpilot.cli.common import friendly_errors, settings
+from regpilot.cli.common import choice_option, friendly_errors, settings
 
 
 @click.command()
@@ -58,20 +58,12 @@ def serve(host: str, port: int, workers: int, insecure_no_signature: bool) -> No
 @click.option(
     "--concurrency", "-c", default=2, show_default=True, type=int, help="Worker processes."
 )
-@click.option(
-    "--pool",
-    default="prefork",
-    show_default=True,
-    type=click.Choice(["prefork", "solo", "threads"]),
-    help="Celery pool.",
-)
+@choice_option("--pool", ["prefork", "solo", "threads"], "Celery pool.")
 @click.option("--hostname", default=None, help="Celery node name (default: regpilot@<host>).")
-@click.option(
+@choice_option(
     "--role",
-    default="all",
-    show_default=True,
-    type=click.Choice(["all", "registry", "evaluate"]),
-    help="Which queues to consume: registry work, model evaluations, or both.",
+    ["all", "registry", "evaluate"],
+    "Which queues to consume: registry work, model evaluations, or both.",
 )
 @friendly_errors
 def worker(concurrency: int, pool: str, hostname: str | None, role: str) -> None:

@@ -9,7 +9,13 @@ from urllib.parse import urlparse
 import click
 from click.core import ParameterSource
 
-from regpilot.cli.common import emit_json, friendly_errors, private_addresses, settings
+from regpilot.cli.common import (
+    choice_option,
+    emit_json,
+    friendly_errors,
+    private_addresses,
+    settings,
+)
 from regpilot.registry.paging import iter_pages
 
 WEBHOOK_NAME = "regpilot"
@@ -73,12 +79,10 @@ def install_mlflow_webhook(
     return hook.webhook_id, "created"
 
 
-target_option = click.option(
+target_option = choice_option(
     "--target",
-    type=click.Choice(["mlflow", "databricks"]),
-    default="mlflow",
-    show_default=True,
-    help="The MLflow server, or the Databricks workspace model registry.",
+    ["mlflow", "databricks"],
+    "The MLflow server, or the Databricks workspace model registry.",
 )
 name_option = click.option(
     "--name",

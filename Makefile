@@ -23,7 +23,7 @@ up: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict regpilot/core config
+	$(BIN)/mypy --strict regpilot/core regpilot/evaluation config
 
 test: lint
 	$(BIN)/pytest -q

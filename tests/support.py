@@ -40,7 +40,7 @@ def wait_until(
 
 
 @functools.cache
-def _model_requirements() -> list[str]:
+def sklearn_requirements() -> list[str]:
     """Return the pinned requirements MLflow writes for a scikit-learn model by default.
 
     Given explicitly so that `log_model` skips its requirement inference, which loads the model
@@ -82,7 +82,7 @@ def train_run(
                 model,
                 name=model_name,
                 signature=infer_signature(features, labels),
-                pip_requirements=_model_requirements(),
+                pip_requirements=sklearn_requirements(),
             )
         return str(run.info.run_id)
 

@@ -1,7 +1,9 @@
 """Session fixtures: a real MLflow server, the real Redis, our receiver and a real Celery worker.
 
 Redis: the tests use their own database number and a unique key prefix, and delete only the keys
-under that prefix when the session ends.
+under that prefix when the session ends. Under pytest-xdist each worker process is a session of its
+own: its own MLflow server, receiver, Celery worker, key prefix and task queue (the queue is named
+after the prefix), so workers never take each other's tasks.
 """
 
 from __future__ import annotations
@@ -55,10 +57,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process.wait(timeout=10)
 
 
+def process_tag() -> str:
+    """Name this pytest process: its xdist worker id (`gw0`, `gw1`, ...) or `main` without xdist.
+
+    Under `pytest -n N` every worker process builds its own session fixtures (MLflow server,
+    receiver, Celery worker); this tag goes into the names they share on the machine (Redis key
+    prefix, Celery queue) so that a look at Redis tells which process owns what. Uniqueness itself
+    comes from the random part next to it: other sessions on the machine use the same worker ids.
+    """
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 @pytest.fixture(scope="session")
 def key_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of our own; every key under it is deleted at the end of the session."""
-    prefix = f"regpilot-test-{uuid.uuid4().hex[:10]}:"
+    prefix = f"regpilot-test-{process_tag()}-{uuid.uuid4().hex[:10]}:"
     yield prefix
     client = redis_lib.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))

@@ -241,3 +241,15 @@ def client(mlflow_server: str) -> object:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=mlflow_server)
+
+
+# --- parallel runs (pytest-xdist) ----------------------------------------------------------------
+# `make test` runs `pytest -n 3 --dist loadgroup`. Tests that share module fixtures which start
+# processes (the Databricks stub and its worker, the reliability tests' restartable MLflow) carry
+# an `xdist_group` mark, so one worker process starts those once. Tests marked `slow` are handed
+# out first, so the long ones do not start last and leave the other workers idle at the end.
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the tests marked `slow` to the front, keeping the order within each part."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -27,7 +27,8 @@ from tests.conftest import ThreadedReceiver, WorkerProcess
 from tests.integration.databricks_stub import DatabricksStub
 from tests.support import FAILING, PASSING, derive, post, train_run, wait_until
 
-pytestmark = pytest.mark.integration
+# One xdist worker runs this module: its stub, receiver and Celery worker start once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("databricks")]
 
 TOKEN = "dapi-" + uuid.uuid4().hex
 JOBS_USER = "databricks-notifier"

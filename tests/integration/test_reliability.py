@@ -53,6 +53,7 @@ class RestartableMlflow:
         self.stack.signal_part("mlflow", signal.SIGCONT)
 
 
+# The tests using it share one xdist group: one worker process starts this server once.
 @pytest.fixture(scope="module")
 def own_mlflow(tmp_path_factory, secrets) -> Iterator[RestartableMlflow]:
     import mlflow
@@ -123,6 +124,8 @@ def _registrations(store: RedisStore, model: str) -> list[dict[str, Any]]:
     return [d for d in store.decisions(model, 1000) if d["kind"] == "registration"]
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("own-mlflow")
 def test_mlflow_outage_retries_then_dead_letters_then_retry_all(
     base_settings_for_rel, own_mlflow, use_own_mlflow, tmp_path, cleanup_prefixes, client_for
 ):
@@ -197,6 +200,7 @@ def test_mlflow_outage_retries_then_dead_letters_then_retry_all(
     assert set(_outcomes(store, ids).values()) == {"processed"}
 
 
+@pytest.mark.xdist_group("own-mlflow")
 def test_worker_killed_mid_task_the_task_runs_again_elsewhere_once(
     base_settings_for_rel, own_mlflow, use_own_mlflow, tmp_path, cleanup_prefixes, client_for
 ):
@@ -237,6 +241,7 @@ def test_worker_killed_mid_task_the_task_runs_again_elsewhere_once(
     assert "regpilot.run_completed" in (tmp_path / "second.log").read_text()
 
 
+@pytest.mark.xdist_group("own-mlflow")
 def test_reconciliation_finds_a_version_no_webhook_announced(
     base_settings_for_rel, own_mlflow, use_own_mlflow, tmp_path, cleanup_prefixes, client_for
 ):
@@ -283,6 +288,7 @@ def test_reconciliation_finds_a_version_no_webhook_announced(
     assert mv.tags["validation_status"] == "PASSED" and "challenger" in mv.aliases
 
 
+@pytest.mark.slow
 def test_thirty_concurrent_runs_of_one_model(stack, client, tmp_path):
     settings = stack["settings"]
     extra = WorkerProcess(settings, tmp_path / "extra.log")  # 2 worker processes in all

@@ -90,12 +90,32 @@ def secrets() -> Secrets:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory, secrets: Secrets) -> Iterator[str]:
-    """A real `mlflow server` (sqlite, one worker, webhook env vars) for the whole session."""
+def receiver_port() -> int:
+    """The receiver's port, chosen before MLflow starts so that its webhook can come first."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    tmp_path_factory: pytest.TempPathFactory, secrets: Secrets, receiver_port: int
+) -> Iterator[str]:
+    """A real `mlflow server` (sqlite, one worker, webhook env vars) for the whole session.
+
+    Its webhook to the receiver is installed before any test can create a model version: the
+    server caches its webhook list for 60 s (MLFLOW_WEBHOOK_CACHE_TTL), so a webhook installed
+    after the first event stays unseen for up to a minute (docs/RELIABILITY.md). Which test comes
+    first differs between pytest-xdist workers; this makes it not matter. Until the receiver
+    listens, deliveries are refused and MLflow drops them, as it would for any receiver down.
+    """
     import mlflow
+
+    from regpilot.cli.webhooks import install_mlflow_webhook
 
     stack = LocalStack(tmp_path_factory.mktemp("mlflow-state"))
     url = stack.start_mlflow(secrets)
+    install_mlflow_webhook(
+        url, f"http://127.0.0.1:{receiver_port}/webhooks/mlflow", secrets.mlflow_webhook_secret
+    )
     mlflow.set_tracking_uri(url)
     os.environ["MLFLOW_TRACKING_URI"] = url
     yield url
@@ -128,13 +148,13 @@ def settings(
 class ThreadedReceiver:
     """Our Flask receiver on a real HTTP port, so MLflow can deliver to it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
         from werkzeug.serving import make_server
 
         from handlers import create_app
 
         self.app = create_app(settings, configure_logging=False)
-        self.port = free_port()
+        self.port = port or free_port()
         self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -145,9 +165,9 @@ class ThreadedReceiver:
 
 
 @pytest.fixture(scope="session")
-def receiver(settings: Settings) -> Iterator[ThreadedReceiver]:
-    """The receiver, serving for the whole session."""
-    server = ThreadedReceiver(settings)
+def receiver(settings: Settings, receiver_port: int) -> Iterator[ThreadedReceiver]:
+    """The receiver, serving for the whole session on the port MLflow's webhook names."""
+    server = ThreadedReceiver(settings, receiver_port)
     yield server
     server.stop()
 
@@ -206,7 +226,11 @@ def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="session")
 def mlflow_webhook(mlflow_server: str, receiver: ThreadedReceiver, secrets: Secrets) -> str:
-    """MLflow's own webhook, pointed at our receiver and signed with our secret."""
+    """MLflow's own webhook, pointed at our receiver and signed with our secret.
+
+    The server fixture installed it already; installing again checks it still names the receiver
+    and returns its id.
+    """
     from regpilot.cli.webhooks import install_mlflow_webhook
 
     hook_id, _ = install_mlflow_webhook(

@@ -228,8 +228,8 @@ def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def mlflow_webhook(mlflow_server: str, receiver: ThreadedReceiver, secrets: Secrets) -> str:
     """MLflow's own webhook, pointed at our receiver and signed with our secret.
 
-    The server fixture installed it already; installing again checks it still names the receiver
-    and returns its id.
+    The server fixture installed it already; installing again (an update to the same URL)
+    returns its id.
     """
     from regpilot.cli.webhooks import install_mlflow_webhook
 

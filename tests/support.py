@@ -41,7 +41,7 @@ def wait_until(
 
 @functools.cache
 def sklearn_requirements() -> list[str]:
-    """Return the pinned requirements MLflow writes for a scikit-learn model by default.
+    """Return the pinned requirements MLflow falls back to for a scikit-learn model.
 
     Given explicitly so that `log_model` skips its requirement inference, which loads the model
     in a fresh Python that imports mlflow and scikit-learn again: seconds per run, and nothing

@@ -25,8 +25,13 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict regpilot/core regpilot/evaluation config
 
+# The integration tests mostly wait on MLflow, Redis and Celery, so 3 pytest processes (each with
+# its own MLflow server, receiver and worker; see tests/conftest.py) keep 2 cores busy.
+# TEST_WORKERS=0 runs everything in this one process. Timings: docs/TESTING.md.
+TEST_WORKERS ?= 3
+
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 unit: install
 	$(BIN)/pytest -q tests/unit

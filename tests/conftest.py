@@ -1,7 +1,9 @@
 """Session fixtures: a real MLflow server, the real Redis, our receiver and a real Celery worker.
 
 Redis: the tests use their own database number and a unique key prefix, and delete only the keys
-under that prefix when the session ends.
+under that prefix when the session ends. Under pytest-xdist each worker process is a session of its
+own: its own MLflow server, receiver, Celery worker, key prefix and task queue (the queue is named
+after the prefix), so workers never take each other's tasks.
 """
 
 from __future__ import annotations
@@ -55,10 +57,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process.wait(timeout=10)
 
 
+def process_tag() -> str:
+    """Name this pytest process: its xdist worker id (`gw0`, `gw1`, ...) or `main` without xdist.
+
+    Under `pytest -n N` every worker process builds its own session fixtures (MLflow server,
+    receiver, Celery worker); this tag goes into the names they share on the machine (Redis key
+    prefix, Celery queue) so that a look at Redis tells which process owns what. Uniqueness itself
+    comes from the random part next to it: other sessions on the machine use the same worker ids.
+    """
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 @pytest.fixture(scope="session")
 def key_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of our own; every key under it is deleted at the end of the session."""
-    prefix = f"regpilot-test-{uuid.uuid4().hex[:10]}:"
+    prefix = f"regpilot-test-{process_tag()}-{uuid.uuid4().hex[:10]}:"
     yield prefix
     client = redis_lib.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
@@ -77,12 +90,32 @@ def secrets() -> Secrets:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory, secrets: Secrets) -> Iterator[str]:
-    """A real `mlflow server` (sqlite, one worker, webhook env vars) for the whole session."""
+def receiver_port() -> int:
+    """The receiver's port, chosen before MLflow starts so that its webhook can come first."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    tmp_path_factory: pytest.TempPathFactory, secrets: Secrets, receiver_port: int
+) -> Iterator[str]:
+    """A real `mlflow server` (sqlite, one worker, webhook env vars) for the whole session.
+
+    Its webhook to the receiver is installed before any test can create a model version: the
+    server caches its webhook list for 60 s (MLFLOW_WEBHOOK_CACHE_TTL), so a webhook installed
+    after the first event stays unseen for up to a minute (docs/RELIABILITY.md). Which test comes
+    first differs between pytest-xdist workers; this makes it not matter. Until the receiver
+    listens, deliveries are refused and MLflow drops them, as it would for any receiver down.
+    """
     import mlflow
+
+    from regpilot.cli.webhooks import install_mlflow_webhook
 
     stack = LocalStack(tmp_path_factory.mktemp("mlflow-state"))
     url = stack.start_mlflow(secrets)
+    install_mlflow_webhook(
+        url, f"http://127.0.0.1:{receiver_port}/webhooks/mlflow", secrets.mlflow_webhook_secret
+    )
     mlflow.set_tracking_uri(url)
     os.environ["MLFLOW_TRACKING_URI"] = url
     yield url
@@ -115,13 +148,13 @@ def settings(
 class ThreadedReceiver:
     """Our Flask receiver on a real HTTP port, so MLflow can deliver to it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
         from werkzeug.serving import make_server
 
         from handlers import create_app
 
         self.app = create_app(settings, configure_logging=False)
-        self.port = free_port()
+        self.port = port or free_port()
         self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -132,9 +165,9 @@ class ThreadedReceiver:
 
 
 @pytest.fixture(scope="session")
-def receiver(settings: Settings) -> Iterator[ThreadedReceiver]:
-    """The receiver, serving for the whole session."""
-    server = ThreadedReceiver(settings)
+def receiver(settings: Settings, receiver_port: int) -> Iterator[ThreadedReceiver]:
+    """The receiver, serving for the whole session on the port MLflow's webhook names."""
+    server = ThreadedReceiver(settings, receiver_port)
     yield server
     server.stop()
 
@@ -193,7 +226,11 @@ def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="session")
 def mlflow_webhook(mlflow_server: str, receiver: ThreadedReceiver, secrets: Secrets) -> str:
-    """MLflow's own webhook, pointed at our receiver and signed with our secret."""
+    """MLflow's own webhook, pointed at our receiver and signed with our secret.
+
+    The server fixture installed it already; installing again (an update to the same URL)
+    returns its id.
+    """
     from regpilot.cli.webhooks import install_mlflow_webhook
 
     hook_id, _ = install_mlflow_webhook(
@@ -228,3 +265,21 @@ def client(mlflow_server: str) -> object:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=mlflow_server)
+
+
+# --- parallel runs (pytest-xdist) ----------------------------------------------------------------
+# `make test` runs `pytest -n 3 --dist loadgroup`. Tests that share module fixtures which start
+# processes (the Databricks stub and its worker, the reliability tests' restartable MLflow) carry
+# an `xdist_group` mark, so one worker process starts those once. Tests marked `slow` are handed
+# out first, so the long ones do not start last and leave the other workers idle at the end.
+
+
+EVALUATION_TESTS = Path(__file__).parent / "evaluation"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the engine's tests (their own MLflow server) in one process; hand out `slow` first."""
+    for item in items:
+        if EVALUATION_TESTS in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.xdist_group("evaluation-engine"))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -30,7 +30,8 @@ from tests.conftest import ThreadedReceiver, WorkerProcess
 from tests.integration.databricks_stub import DatabricksStub
 from tests.support import FAILING, PASSING, derive, post, train_run, wait_until
 
-pytestmark = pytest.mark.integration
+# One xdist worker runs this module: its stub, receiver and Celery worker start once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("databricks")]
 
 TOKEN = "dapi-" + uuid.uuid4().hex
 JOBS_USER = "databricks-notifier"
@@ -344,6 +345,9 @@ _GOOD_JOB = {"event_type": "jobs.on_success", "run": {"run_id": "1"}, "job": {"j
         ("Bearer wrong-token", "do not match"),
         ("Digest abc", "not accepted"),
     ],
+    # Fixed ids: the password is random per process, and pytest-xdist needs every worker to
+    # collect the same test ids.
+    ids=["missing", "wrong-password", "wrong-user", "not-base64", "no-colon", "bearer", "digest"],
 )
 def test_bad_or_missing_job_credentials_are_refused(http, authorization, reason):
     headers = {"Authorization": authorization} if authorization else {}

@@ -147,6 +147,7 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
+@pytest.mark.slow
 def test_retry_a_dead_letter_from_the_page_in_chromium(
     ops_settings, mlflow_server, browser, tmp_path_factory
 ):

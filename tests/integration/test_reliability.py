@@ -52,6 +52,7 @@ class RestartableMlflow:
         self.stack.signal_part("mlflow", signal.SIGCONT)
 
 
+# The tests using it share one xdist group: one worker process starts this server once.
 @pytest.fixture(scope="module")
 def own_mlflow(tmp_path_factory, secrets) -> Iterator[RestartableMlflow]:
     import mlflow
@@ -122,6 +123,8 @@ def _registrations(store: RedisStore, model: str) -> list[dict[str, Any]]:
     return [d for d in store.decisions(model, 1000) if d["kind"] == "registration"]
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("own-mlflow")
 def test_mlflow_outage_retries_then_dead_letters_then_retry_all(
     base_settings_for_rel, own_mlflow, use_own_mlflow, tmp_path, cleanup_prefixes, client_for
 ):
@@ -199,6 +202,7 @@ def test_mlflow_outage_retries_then_dead_letters_then_retry_all(
 # A worker killed mid-task, with the shipped defaults: tests/integration/test_worker_death.py.
 
 
+@pytest.mark.xdist_group("own-mlflow")
 def test_reconciliation_finds_a_version_no_webhook_announced(
     base_settings_for_rel, own_mlflow, use_own_mlflow, tmp_path, cleanup_prefixes, client_for
 ):
@@ -251,6 +255,7 @@ def test_reconciliation_finds_a_version_no_webhook_announced(
     assert mv.tags["validation_status"] == "PASSED" and "challenger" in mv.aliases
 
 
+@pytest.mark.slow
 def test_thirty_concurrent_runs_of_one_model(stack, client, tmp_path):
     settings = stack["settings"]
     extra = WorkerProcess(settings, tmp_path / "extra.log")  # 2 worker processes in all

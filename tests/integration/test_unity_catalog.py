@@ -26,7 +26,7 @@ from regpilot.workflows.retention import enforce_retention
 from regpilot.workflows.run_completed import process_run_completed
 from regpilot.workflows.snapshot import read_snapshot
 from regpilot.workflows.validation import NoModelName
-from tests.support import PASSING, derive, train_run
+from tests.support import PASSING, derive, sklearn_requirements, train_run
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,10 @@ def _unsigned_run(model_name: str, *, inputs_only: bool = False) -> str:
     with mlflow.start_run() as run:
         mlflow.log_metrics(PASSING)
         mlflow.sklearn.log_model(
-            model, name=model_name, signature=signature if inputs_only else None
+            model,
+            name=model_name,
+            signature=signature if inputs_only else None,
+            pip_requirements=sklearn_requirements(),
         )
         return str(run.info.run_id)
 

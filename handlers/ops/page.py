@@ -39,8 +39,18 @@ from handlers.ops.auth import (
     require_unforged,
 )
 from handlers.services import services
+from regpilot.core.ops_query import (
+    OUTCOMES,
+    REFRESH_SECONDS,
+    SOURCES,
+    BadQuery,
+    PageQuery,
+    parse_query,
+)
+from regpilot.queue import names
 from regpilot.queue.replay import UnknownDeadLetter, replay
 from regpilot.registry.mlflow_http import MlflowUnavailable, is_http, registered_aliases
+from regpilot.stores.redis_store import UnknownCursor
 
 log = logging.getLogger("regpilot.ops")
 blueprint = Blueprint(
@@ -51,8 +61,8 @@ blueprint = Blueprint(
     static_url_path="/ops/static",
 )
 
-EVENTS_SHOWN = 50
-DEAD_LETTERS_SHOWN = 200
+EVENTS_PER_PAGE = 50
+DEAD_LETTERS_PER_PAGE = 25
 MODELS_SHOWN = 25
 DECISIONS_SHOWN = 5
 MLFLOW_CALL_TIMEOUT = 2.0
@@ -62,8 +72,11 @@ NOTICES = {
     "dropped": "Dead letter {letter} dropped.",
     "unknown": "No dead letter {letter} (it may have succeeded already).",
     "unavailable": "The queue is unavailable; nothing was retried. Try again shortly.",
+    "requeued_all": "Retry of {letter} dead letter(s) queued. Each leaves this list on success.",
 }
-GOOD_NOTICES = ("requeued", "dropped")
+GOOD_NOTICES = ("requeued", "dropped", "requeued_all")
+# The filters Retry-all carries from its confirm page to its POST (paging is not one of them).
+FILTER_FIELDS = ("model", "source", "outcome", "q")
 
 
 def _state_changing_caller() -> Caller:
@@ -84,8 +97,10 @@ def _letter_field(letter_id: str | None) -> str:
     return letter
 
 
-def _back_to_page(notice: str, letter: str) -> ResponseReturnValue:
-    query = urlencode({"notice": notice, "letter": letter})
+def _back_to_page(
+    notice: str, letter: str, keep: dict[str, str] | None = None
+) -> ResponseReturnValue:
+    query = urlencode({**(keep or {}), "notice": notice, "letter": letter})
     return redirect(f"{url_for('ops_page.page')}?{query}#dead-letters", 303)
 
 
@@ -183,6 +198,80 @@ def drop() -> ResponseReturnValue:
     return _back_to_page("dropped" if dropped else "unknown", letter)
 
 
+@blueprint.get("/ops/retry-all")
+def retry_all_confirm() -> ResponseReturnValue:
+    """Ask before retrying every dead letter the page's filters select."""
+    caller = page_caller()
+    if caller is None:
+        return redirect(url_for("ops_page.login_form"), 303)
+    query = _page_query()
+    try:
+        letters = _letters(query)
+    except RedisError as exc:
+        raise Reject(503, REDIS_DOWN) from exc
+    return render_template(
+        "ops/confirm_retry_all.html",
+        letters=letters,
+        query=query,
+        csrf=caller.session.csrf if caller.session else "",
+    )
+
+
+@blueprint.post("/ops/retry-all")
+def retry_all() -> ResponseReturnValue:
+    """Queue again every dead letter the confirmed filters select, then show the page."""
+    _state_changing_caller()
+    if form_field("confirm") != "yes":
+        raise Reject(400, "Retry-all needs its confirmation: form field 'confirm' must be 'yes'")
+    filters = {name: form_field(name) or "" for name in FILTER_FIELDS}
+    query = _parsed({name: value for name, value in filters.items() if value})
+    ctx = services()
+    queued = 0
+    notice = "requeued_all"
+    try:
+        for letter in _letters(query):
+            try:
+                replay(ctx.store, ctx.celery, letter["id"], ctx.settings.task_queue)
+                queued += 1
+            except UnknownDeadLetter:
+                continue  # its earlier retry succeeded meanwhile: one fewer to queue
+    except (OperationalError, KombuError, RedisError, OSError):
+        notice = "unavailable"
+    log.info("ops.dead_letters_retried", extra={"count": queued})
+    return _back_to_page(notice, str(queued), query.link())
+
+
+def _page_query() -> PageQuery:
+    return _parsed(request.args)
+
+
+def _parsed(args: Any) -> PageQuery:
+    try:
+        return parse_query(args)
+    except BadQuery as exc:
+        raise Reject(400, str(exc)) from exc
+
+
+def _letters(query: PageQuery) -> list[dict[str, Any]]:
+    """Return the dead letters the query selects, oldest first, with the columns filters use."""
+    rows = (_letter_row(letter) for letter in services().store.dead_letters())
+    return [row for row in rows if query.matches(row)]
+
+
+def _letter_row(letter: dict[str, Any]) -> dict[str, Any]:
+    fields = names.log_fields(str(letter.get("task", "")), letter.get("args") or [])
+    kwargs = letter.get("kwargs") or {}
+    return {
+        **letter,
+        "model": str(fields.get("model") or ""),
+        "run_id": str(fields.get("run_id") or fields.get("job_run_id") or ""),
+        "version": fields.get("version"),
+        "source": kwargs.get("source") or "worker",
+        "delivery_id": kwargs.get("delivery_id") or "",
+        "outcome": "dead",
+    }
+
+
 @dataclass
 class ModelRow:
     """One model on the page: its aliases and its latest decisions."""
@@ -195,19 +284,42 @@ class ModelRow:
 
 @blueprint.get("/ops/")
 def page() -> ResponseReturnValue:
-    """Render events, dead letters and models."""
+    """Render the filtered, paged events and dead letters, and the models."""
     caller = page_caller()
     if caller is None:
         return redirect(url_for("ops_page.login_form"), 303)
+    query = _page_query()
     ctx = ops = services()
     notice_code = request.args.get("notice", "")
     notice = NOTICES.get(notice_code, "").format(letter=request.args.get("letter", ""))
     mlflow_up = ops.mlflow.reachable()
-    view: dict[str, Any] = {"redis_ok": True, "events": [], "letters": [], "models": []}
+    view: dict[str, Any] = {
+        "redis_ok": True,
+        "events": [],
+        "next_before": "",
+        "letters": [],
+        "letter_count": 0,
+        "letter_pages": 1,
+        "models": [],
+        "model_names": [],
+    }
     try:
-        view["events"] = ctx.store.events(EVENTS_SHOWN)
-        view["letters"] = ctx.store.dead_letters()[:DEAD_LETTERS_SHOWN]
-        view["models"] = _models(ctx.store.models()[:MODELS_SHOWN], mlflow_up is True)
+        view["events"], view["next_before"] = ctx.store.event_page(
+            query.matches, EVENTS_PER_PAGE, query.before
+        )
+        letters = _letters(query)
+        first = (query.page - 1) * DEAD_LETTERS_PER_PAGE
+        view["letters"] = letters[first : first + DEAD_LETTERS_PER_PAGE]
+        view["letter_count"] = len(letters)
+        view["letter_pages"] = max(1, -(-len(letters) // DEAD_LETTERS_PER_PAGE))
+        view["model_names"] = ctx.store.models()
+        view["models"] = _models(view["model_names"][:MODELS_SHOWN], mlflow_up is True)
+    except UnknownCursor as exc:
+        raise Reject(
+            400,
+            "before names an event the bounded history no longer holds: "
+            "start again from the newest page (leave out before)",
+        ) from exc
     except RedisError:
         log.warning("ops.page_redis_unavailable")
         view["redis_ok"] = False
@@ -218,6 +330,11 @@ def page() -> ResponseReturnValue:
         notice_error=notice_code not in GOOD_NOTICES,
         csrf=caller.session.csrf if caller.session else "",
         logged_in=caller.session is not None,
+        query=query,
+        sources=SOURCES,
+        outcomes=OUTCOMES,
+        refresh_choices=REFRESH_SECONDS,
+        events_per_page=EVENTS_PER_PAGE,
         **view,
     )
     return body, 200 if view["redis_ok"] else 503

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import redis
 
 from config.settings import Settings
+
+
+class UnknownCursor(Exception):
+    """A page cursor names an entry the bounded event history no longer holds."""
 
 
 class LockTimeout(Exception):
@@ -141,6 +145,43 @@ class RedisStore:
             return []
         raws = self.client.mget([self.key("event", _s(i)) for i in ids])
         return [json.loads(r) for r in raws if r]
+
+    def event_page(
+        self,
+        keep: Callable[[dict[str, Any]], bool],
+        limit: int,
+        before: str = "",
+        chunk: int = 500,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Return up to `limit` events `keep` accepts, newest first, and the next page's cursor.
+
+        Each record carries its history `entry`; a page starts after the entry `before` (the
+        newest when empty), so events that arrive meanwhile do not shift the pages. The cursor
+        is empty on the last page. Raises UnknownCursor when `before` has left the history.
+        """
+        index = self.key("events")
+        start = 0
+        if before:
+            position = self.client.lpos(index, before)
+            if position is None:
+                raise UnknownCursor(before)
+            start = int(position) + 1
+        found: list[dict[str, Any]] = []
+        while True:
+            ids = [_s(i) for i in self.client.lrange(index, start, start + chunk - 1)]
+            if not ids:
+                return found, ""
+            raws = self.client.mget([self.key("event", i) for i in ids])
+            for entry, raw in zip(ids, raws, strict=True):
+                if not raw:
+                    continue  # expired before its index entry was trimmed
+                record = {**json.loads(raw), "entry": entry}
+                if not keep(record):
+                    continue
+                if len(found) == limit:
+                    return found, found[-1]["entry"]  # one more exists: there is a next page
+                found.append(record)
+            start += chunk
 
     # --- decision records ---------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from redis import RedisError
 from handlers.errors import Reject
 from handlers.ops.auth import page_caller
 from handlers.services import services
-from regpilot.core.notifications import mlflow_links
+from regpilot.core.notifications import mlflow_links, run_page_link
 from regpilot.core.timeline import alias_moves, judgements
 
 blueprint = Blueprint("ops_model", __name__, template_folder="templates")
@@ -36,18 +36,25 @@ def model_view(name: str) -> ResponseReturnValue:
     aliases = ctx.policy.for_model(name).aliases
     ui = ctx.settings.effective_mlflow_ui_url
     rows = [
-        (judgement, mlflow_links(ui, name, judgement.version, None, None).get("version"))
+        (
+            judgement,
+            mlflow_links(ui, name, judgement.version, None, None).get("version"),
+            run_page_link(ui, judgement.run_id),
+        )
         for judgement in judgements(records)
     ]
     timelines = {
         alias: list(reversed(alias_moves(records, alias)))
         for alias in (aliases.champion, aliases.challenger)
     }
+    # Where each alias points now, as regpilot last moved it (the newest move's target).
+    holders = {alias: moves[0].to_version if moves else None for alias, moves in timelines.items()}
     return render_template(
         "ops/model.html",
         name=name,
         model_link=mlflow_links(ui, name, None, None, None).get("model"),
         rows=rows,
         timelines=timelines,
+        holders=holders,
         decisions=records[:DECISIONS_SHOWN],
     )

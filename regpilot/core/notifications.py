@@ -107,6 +107,17 @@ def mlflow_links(
     return links
 
 
+def run_page_link(ui_url: str | None, run_id: str | None) -> str | None:
+    """Return the MLflow UI's direct link to a run, which needs no experiment id (`#/runs/<run>`).
+
+    The UI looks the run up and opens it under its experiment, so a decision record that
+    names only the run still links to it.
+    """
+    if not run_id or not ui_url or urlparse(ui_url).scheme not in ("http", "https"):
+        return None
+    return f"{ui_url.rstrip('/')}/#/runs/{quote(run_id, safe='')}"
+
+
 def _version(value: Any) -> int | None:
     try:
         return int(value) if value is not None and str(value).strip() else None

@@ -175,9 +175,11 @@ def test_the_ops_page_answers_why_in_chromium(ops_settings, store, browser):  # 
         assert rows.count() == 50
         assert page.locator(f'tr[data-delivery="{ignored}"]').count() == 0
         newest = page.locator(f'tr[data-delivery="{failed}"]')
-        assert "failed" in newest.inner_text() and "FAILED" in newest.inner_text()
+        assert newest.locator("td.outcome").inner_text() == "failed"
+        assert newest.locator("td.verdict").inner_text() == "FAILED"
         processed = page.locator(f'tr[data-delivery="{deliveries[-1]}"]')
-        assert "v54" in processed.inner_text() and "PASSED" in processed.inner_text()
+        assert "v54" in processed.locator("td.model-version").inner_text()
+        assert processed.locator("td.verdict").inner_text() == "PASSED"
         assert page.locator(f'tr[data-letter="{bystander}"]').count() == 0
         page.click("#older-events")
         page.wait_for_url(re.compile(r".*before=.*"))
@@ -228,6 +230,11 @@ def test_the_ops_page_answers_why_in_chromium(ops_settings, store, browser):  # 
         assert link.count() == 1 and link.get_attribute("href").startswith(
             ops_settings.effective_mlflow_ui_url
         )
+        run_link = page.locator('#verdict-table tr[data-version="1"] a[href*="/#/runs/"]')
+        assert run_link.count() == 1
+        run_id = page.locator('#verdict-table tr[data-version="1"]').get_attribute("data-run")
+        assert run_link.get_attribute("href").endswith(f"/#/runs/{run_id}")
+        assert page.locator('#aliases-now [data-alias="challenger"]').inner_text().endswith("v1")
         _no_sideways_scroll(page)
         page.screenshot(path=str(SCREENSHOTS / "ops-model.png"), full_page=True)
         assert violations == []
@@ -244,11 +251,17 @@ def test_auto_refresh_reloads_unless_someone_is_typing(ops_settings, browser):  
         page.click("button[type=submit]")
         page.wait_for_url(f"{receiver.url}/ops/")
         page.goto(f"{receiver.url}/ops/?refresh=10")
-        page.evaluate("window.loadedOnce = true")
-        page.wait_for_function("window.loadedOnce === undefined", timeout=20_000)  # reloaded
+        page.evaluate("window.sameDocument = true")
+        with page.expect_navigation(timeout=20_000):  # the reload, 10 s after the load
+            pass
+        assert page.evaluate("window.sameDocument === undefined")  # a fresh document
+        loads: list[str] = []
+        page.on("load", lambda _: loads.append(page.url))
         page.focus("input[name=q]")
         page.keyboard.type("half-typed")
         page.wait_for_timeout(12_000)  # past the refresh period: still the same document
-        assert page.input_value("input[name=q]") == "half-typed"
+        assert loads == [] and page.input_value("input[name=q]") == "half-typed"
+        page.goto(f"{receiver.url}/ops/")
+        assert page.locator("script").count() == 0  # refresh off: the page runs no script
     finally:
         receiver.stop()

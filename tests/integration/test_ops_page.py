@@ -230,6 +230,10 @@ def test_retry_a_dead_letter_from_the_page_in_chromium(
             return gone and event.inner_text() == "processed"
 
         wait_until(succeeded, timeout=120, interval=1, message="the retry to succeed")
+        # The worker's result reaches the event: the version it registered and the verdict.
+        processed = page.locator(f'tr[data-delivery="{delivery}"]')
+        assert processed.locator("td.verdict").inner_text() == "PASSED"
+        assert processed.locator("td.model-version").inner_text().endswith("v1")
         challenger = page.locator(f'section[data-model="{model}"] tr[data-alias="challenger"]')
         assert challenger.inner_text().endswith("version 1")
         assert "read from MLflow" in page.locator(f'section[data-model="{model}"]').inner_text()

@@ -291,6 +291,8 @@ def page() -> ResponseReturnValue:
     query = _page_query()
     ctx = ops = services()
     notice_code = request.args.get("notice", "")
+    if notice_code and notice_code not in NOTICES:
+        raise Reject(400, f"notice must be one of {', '.join(NOTICES)}")
     notice = NOTICES.get(notice_code, "").format(letter=request.args.get("letter", ""))
     mlflow_up = ops.mlflow.reachable()
     view: dict[str, Any] = {

@@ -87,6 +87,7 @@ def parse_query(args: Mapping[str, str]) -> PageQuery:
     outcome = args.get("outcome", "")
     if outcome and outcome not in OUTCOMES:
         raise BadQuery(f"outcome must be one of {', '.join(OUTCOMES)} (got {outcome!r})")
+    _text(args, "letter", MAX_CURSOR)  # only echoed in a notice, but bounded like the rest
     return PageQuery(
         model=_text(args, "model", MAX_TEXT),
         source=source,

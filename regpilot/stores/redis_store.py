@@ -163,9 +163,9 @@ class RedisStore:
         start = 0
         if before:
             position = self.client.lpos(index, before)
-            if position is None:
+            if not isinstance(position, int):  # None: trimmed away (a list only with COUNT)
                 raise UnknownCursor(before)
-            start = int(position) + 1
+            start = position + 1
         found: list[dict[str, Any]] = []
         while True:
             ids = [_s(i) for i in self.client.lrange(index, start, start + chunk - 1)]

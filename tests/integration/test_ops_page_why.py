@@ -96,6 +96,7 @@ def test_bad_query_values_are_answered_400_with_a_reason(ops_settings):
         "/ops/?model=a%00b": "model contains control characters",
         "/ops/?sort=asc": "unknown query parameter 'sort'",
         "/ops/?before=runs:gone-from-history": "no longer holds",
+        "/ops/?notice=hacked": "notice must be one of",
         "/ops/retry-all?outcome=boom": "outcome must be one of",
     }
     for path, reason in cases.items():

@@ -277,6 +277,27 @@ def client(mlflow_server: str) -> object:
 EVALUATION_TESTS = Path(__file__).parent / "evaluation"
 
 
+@pytest.fixture(autouse=True)
+def restore_mlflow_tracking_uri() -> Iterator[None]:
+    """Put back the process's tracking URI after each test.
+
+    Some tests point MLflow at a server of their own (a module's restartable one, the engine's),
+    which is gone later; the next test in this process (any order, under xdist) trains on the
+    session's server. Only restores what MLflow was already imported with.
+    """
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        yield
+        return
+    previous, environ = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(previous)
+    if environ is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = environ
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keep the engine's tests (their own MLflow server) in one process; hand out `slow` first."""
     for item in items:

@@ -123,6 +123,9 @@ class DefaultWorker(LocalWorker):
         super().__init__(argv, settings_environment(settings), log_path)
 
 
+_DEFAULTED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}")
+
+
 def compose_service(name: str) -> dict[str, Any]:
     """Return one service of docker-compose.yml, YAML anchors resolved."""
     services: dict[str, dict[str, Any]] = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
@@ -158,6 +161,8 @@ def compose_environment(
     env: dict[str, str] = {}
     for key, value in (compose_service(service).get("environment") or {}).items():
         text = str(value)
+        # Compose's own `${NAME:-default}`: with no .env (the tests' case) it gives the default.
+        text = _DEFAULTED.sub(lambda match: match.group(1), text)
         if key in filled:
             text = filled[key]
         elif "://" in text:

@@ -7,6 +7,7 @@ from functools import lru_cache
 from config.policy import Policy, load_policy
 from config.settings import Settings
 from regpilot.core.registry_port import Registry
+from regpilot.queue.evaluation import EvaluationQueuer, engine_evaluator
 from regpilot.queue.notify import Notifier
 from regpilot.registry import build_registry
 from regpilot.stores.redis_store import RedisStore
@@ -60,8 +61,19 @@ def store() -> RedisStore:
     return RedisStore.from_settings(_settings())
 
 
-def context(source: str, delivery_id: str | None) -> Context:
-    """Return a workflow context for one task run."""
+def evaluation_queue() -> str:
+    """Return the queue evaluations go to: the evaluation queue if configured, else the default."""
+    return str(getattr(_settings(), "evaluation_queue", None) or _settings().task_queue)
+
+
+def context(source: str, delivery_id: str | None, *, evaluate: bool = False) -> Context:
+    """Return a workflow context for one task run.
+
+    A registry task queues evaluations (`regpilot.evaluate_model` on the evaluation queue);
+    the evaluation task (`evaluate=True`) runs them in this worker, in a killable child.
+    """
+    from tasks.celery_app import app
+
     return Context(
         registry=_registry(),
         policy=_policy(),
@@ -69,4 +81,6 @@ def context(source: str, delivery_id: str | None) -> Context:
         store=store(),
         trigger=Trigger(source, delivery_id),
         notify=notifier(),
+        evaluate=engine_evaluator(_settings()) if evaluate else None,
+        queue_evaluation=EvaluationQueuer(app, evaluation_queue(), source, delivery_id),
     )

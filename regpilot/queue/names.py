@@ -47,6 +47,15 @@ DATABRICKS_TRANSITION_REQUEST = TaskSpec(
 # secret ever travels through the broker).
 NOTIFY = TaskSpec("regpilot.notify", ("model", "destination", "event"), ("model",))
 
+# Measure one candidate on its policy's dataset, then apply its verdict (on the evaluation queue:
+# it loads user models and can take minutes). The run path gives run_id and model_uri, the
+# version path gives version.
+EVALUATE_MODEL = TaskSpec(
+    "regpilot.evaluate_model",
+    ("name", "run_id", "model_uri", "version"),
+    ("model", "run_id", "model_uri", "version"),
+)
+
 ALL_TASKS: tuple[TaskSpec, ...] = (
     RUN_COMPLETED,
     MODEL_VERSION_CREATED,
@@ -54,6 +63,7 @@ ALL_TASKS: tuple[TaskSpec, ...] = (
     DATABRICKS_JOB_COMPLETED,
     DATABRICKS_TRANSITION_REQUEST,
     NOTIFY,
+    EVALUATE_MODEL,
 )
 BY_NAME: dict[str, TaskSpec] = {spec.name: spec for spec in ALL_TASKS}
 

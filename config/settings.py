@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         default="regpilot:", description="Prefix of every Redis key regpilot writes."
     )
     task_queue: str = Field(default="regpilot", description="Celery queue the tasks go to.")
+    evaluation_queue: str | None = Field(
+        default=None,
+        description="Celery queue model evaluations go to (unset: the task queue).",
+    )
     mlflow_webhook_secret: SecretStr | None = Field(
         default=None,
         description="Secret(s) of the MLflow registry webhook; comma-separated during a rotation.",

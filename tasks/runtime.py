@@ -63,7 +63,7 @@ def store() -> RedisStore:
 
 def evaluation_queue() -> str:
     """Return the queue evaluations go to: the evaluation queue if configured, else the default."""
-    return str(getattr(_settings(), "evaluation_queue", None) or _settings().task_queue)
+    return _settings().evaluation_queue or _settings().task_queue
 
 
 def context(source: str, delivery_id: str | None, *, evaluate: bool = False) -> Context:

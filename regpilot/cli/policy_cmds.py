@@ -41,11 +41,14 @@ def check(file: Path | None, as_json: bool) -> None:
     """
     import yaml
 
-    from config.policy import load_policy
+    from config.policy import PolicyError, evaluation_dataset_problems, load_policy
     from regpilot.cli.common import settings
 
     path = file if file is not None else settings().policy_file
     loaded = load_policy(path)
+    unusable = evaluation_dataset_problems(loaded)
+    if unusable:  # a local golden dataset is read once here, header only
+        raise PolicyError("; ".join(unusable))
     effective = effective_policy(loaded)
     if as_json:
         emit_json({"file": str(path), "valid": True, **effective})

@@ -60,8 +60,15 @@ def _as_gate_check(check: MeasuredCheck) -> Check:
 
 
 def step_checks(result: EvaluationResult) -> list[Check]:
-    """Return one check per evaluation step, and the failure when no step names it."""
-    checks = [
+    """Return one check per evaluation step, after the one-line failure when there is one."""
+    checks = (
+        []
+        if result.failure is None
+        else [
+            Check("evaluation", "measured", result.failure_kind or "failed", False, result.failure)
+        ]
+    )
+    checks += [
         Check(
             f"evaluation:{step.name}",
             "passes",
@@ -71,10 +78,6 @@ def step_checks(result: EvaluationResult) -> list[Check]:
         )
         for step in result.steps
     ]
-    if result.failure is not None and all(c.passed for c in checks):
-        checks.append(
-            Check("evaluation", "measured", result.failure_kind or "failed", False, result.failure)
-        )
     return checks
 
 

@@ -1,0 +1,219 @@
+"""One real `mlflow server` for the evaluation tests, plus tiny datasets and models logged to it.
+
+The server (sqlite backend, local artifact store, one worker, job execution off) starts on first
+use and is killed at the end of the session. Nothing here imports the rest of regpilot.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+SEED = 7
+# Given explicitly: MLflow's requirement inference runs a subprocess per model (25 s under load).
+REQUIREMENTS = ["mlflow", "scikit-learn", "pandas"]
+FEATURES = [f"f{i}" for i in range(8)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def eval_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow tracking server for this test folder."""
+    state = tmp_path_factory.mktemp("eval-mlflow")
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(state / "server.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{state}/mlflow.db",
+            "--artifacts-destination",
+            str(state / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"mlflow server exited: {(state / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("mlflow server did not answer /health in 90 s")
+            time.sleep(0.25)
+        yield url
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=3)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        try:  # the whole group: gunicorn/uvicorn workers included
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+        log.close()
+
+
+@dataclass(frozen=True)
+class Data:
+    """Classification data: a CSV and a Parquet of the same 10,000 rows, plus a regression CSV."""
+
+    csv: Path
+    small_csv: Path
+    tiny_csv: Path
+    parquet: Path
+    regression_csv: Path
+    frame: Any
+    regression_frame: Any
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
+    import pandas as pd
+    from sklearn.datasets import make_classification, make_regression
+
+    folder = tmp_path_factory.mktemp("eval-data")
+    x, y = make_classification(
+        n_samples=10_000, n_features=8, n_informative=5, random_state=SEED, class_sep=1.5
+    )
+    frame = pd.DataFrame(x, columns=FEATURES)
+    frame["label"] = y
+    frame.to_csv(folder / "clf.csv", index=False)
+    frame.to_parquet(folder / "clf.parquet", index=False)
+    frame.head(1_000).to_csv(folder / "small.csv", index=False)
+    frame.head(50).to_csv(folder / "tiny.csv", index=False)
+    xr, yr = make_regression(n_samples=2_000, n_features=5, noise=5.0, random_state=SEED)
+    regression = pd.DataFrame(xr, columns=[f"r{i}" for i in range(5)])
+    regression["target"] = yr
+    regression.to_csv(folder / "reg.csv", index=False)
+    return Data(
+        folder / "clf.csv",
+        folder / "small.csv",
+        folder / "tiny.csv",
+        folder / "clf.parquet",
+        folder / "reg.csv",
+        frame,
+        regression,
+    )
+
+
+@pytest.fixture(scope="session")
+def forkserver_ready() -> None:
+    """The evaluation forkserver, started and done with its preload imports."""
+    from regpilot.evaluation import warm_forkserver
+
+    warm_forkserver(wait=True)
+
+
+@pytest.fixture(scope="session")
+def logged(eval_tracking_uri: str, data: Data) -> dict[str, str]:
+    """Models logged to the real server, by role -> model URI."""
+    import cloudpickle
+    import mlflow
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from regpilot.evaluation import warm_forkserver
+    from tests.evaluation import toy_models
+
+    warm_forkserver(wait=False)  # its preload imports overlap with the logging below
+    cloudpickle.register_pickle_by_value(toy_models)  # the child must not need the tests
+    mlflow.set_tracking_uri(eval_tracking_uri)
+    mlflow.set_experiment("eval-test-models")
+    x = data.frame[FEATURES]
+    y = data.frame["label"]
+    example = x.head(5)
+    uris: dict[str, str] = {}
+    with mlflow.start_run(run_name="models"):
+        good = LogisticRegression(max_iter=500).fit(x, y)
+        mlflow.log_metric("val_accuracy", 0.999)  # a self-reported number to be checked
+        uris["good"] = mlflow.sklearn.log_model(
+            good,
+            name="good",
+            input_example=example,
+            signature=infer_signature(example, good.predict(example)),
+            pip_requirements=REQUIREMENTS,
+        ).model_uri
+        xr = data.regression_frame.drop(columns="target")
+        regressor = LinearRegression().fit(xr, data.regression_frame["target"])
+        uris["regressor"] = mlflow.sklearn.log_model(
+            regressor,
+            name="regressor",
+            input_example=xr.head(5),
+            signature=infer_signature(xr.head(5), regressor.predict(xr.head(5))),
+            pip_requirements=REQUIREMENTS,
+        ).model_uri
+        # A model whose signature promises two named output columns it never returns.
+        uris["lying_signature"] = mlflow.sklearn.log_model(
+            good,
+            name="lying_signature",
+            input_example=example,
+            signature=infer_signature(
+                example,
+                _two_columns(good.predict(example)),
+            ),
+            pip_requirements=["scikit-learn==1.0.2"],  # and trained "elsewhere"
+        ).model_uri
+        signature = infer_signature(example, y.head(5).to_numpy())
+        for role, model in {
+            "cannot_load": toy_models.CannotLoad(),
+            "predict_raises": toy_models.PredictRaises(),
+            "sleeps": toy_models.Sleeps(),
+            "crashes": toy_models.Crashes(),
+        }.items():
+            uris[role] = mlflow.pyfunc.log_model(
+                name=role,
+                python_model=model,
+                input_example=example,
+                signature=signature,
+                pip_requirements=[],
+            ).model_uri
+    return uris
+
+
+def _two_columns(predictions: Any) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({"label": predictions, "probability": predictions.astype(float)})

@@ -52,6 +52,8 @@ def _known(exc: Exception) -> str | None:
         "RunNotFinished",
         "LockTimeout",
         "Refused",
+        "EvaluationInfrastructureError",
+        "NoEvaluator",
     }:
         return str(exc)
     try:

@@ -42,9 +42,18 @@ def _refuse_bad_secrets(secrets: Secrets, state_dir: Path) -> None:
 
 
 def start_local(
-    state_dir: Path, *, key_prefix: str, queue: str, port: int | None = None, with_beat: bool = True
+    state_dir: Path,
+    *,
+    key_prefix: str,
+    queue: str,
+    port: int | None = None,
+    with_beat: bool = True,
+    policy_file: Path | None = None,
 ) -> RunningStack:
-    """Start MLflow, Redis (found or started), the receiver, a worker and beat."""
+    """Start MLflow, Redis (found or started), the receiver, a worker and beat.
+
+    `policy_file` replaces the configured policy (the demo adds its golden-dataset model).
+    """
     stack = LocalStack(state_dir)
     try:
         secrets = Secrets.load_or_create(stack.state_dir)
@@ -62,7 +71,7 @@ def start_local(
             "REGPILOT_KEY_PREFIX": key_prefix,
             "REGPILOT_TASK_QUEUE": queue,
             "REGPILOT_STATE_DIR": str(stack.state_dir),
-            "REGPILOT_POLICY_FILE": str(settings().policy_file.resolve()),
+            "REGPILOT_POLICY_FILE": str((policy_file or settings().policy_file).resolve()),
         }
         receiver = stack.start_part(
             "receiver", ["serve", "--host", "127.0.0.1", "--port", str(receiver_port)], env

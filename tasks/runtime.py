@@ -81,6 +81,8 @@ def context(source: str, delivery_id: str | None, *, evaluate: bool = False) -> 
         store=store(),
         trigger=Trigger(source, delivery_id),
         notify=notifier(),
+        # A subprocess per evaluation: Celery's prefork pool processes are daemonic, and a
+        # daemonic process may not start the engine's forkserver children.
         evaluate=engine_evaluator(_settings()) if evaluate else None,
         queue_evaluation=EvaluationQueuer(app, evaluation_queue(), source, delivery_id),
     )

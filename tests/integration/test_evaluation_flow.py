@@ -12,6 +12,7 @@ so the test does not wait five minutes; the engine kills the child the same way 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -209,8 +210,6 @@ def log_run(
 
 
 def _checks(tags: dict[str, str]) -> dict[str, list[Any]]:
-    import json
-
     return {row[0]: row for row in json.loads(tags[VALIDATION_REPORT])["checks"]}
 
 
@@ -333,3 +332,37 @@ def test_champion_and_challengers_are_compared_on_the_same_rows(eval_stack: Eval
     runs = _evaluation_runs(eval_stack, "ranked")
     assert len(runs) == 3, [r.data.tags.get("regpilot_subject") for r in runs]
     assert not [r for r in runs if r.data.tags.get("regpilot_subject", "").startswith("v")]
+
+
+def test_the_cli_measures_in_process_and_shows_logged_beside_measured(
+    eval_stack: EvalStack,
+) -> None:
+    from click.testing import CliRunner
+
+    from config.settings import settings_environment
+    from regpilot.cli.main import main
+
+    env = settings_environment(eval_stack.settings)
+    liar = log_run({"test_accuracy": 0.99}, "noise")
+    result = CliRunner().invoke(
+        main, ["validate", "--run-id", liar, "--model-name", eval_stack.names["liar"]], env=env
+    )
+    assert result.exit_code == 1, result.output
+    assert "measured" in result.output and "logged" in result.output
+    assert "honesty:test_accuracy" in result.output and "overstates by" in result.output
+    assert "Traceback" not in result.output
+
+    honest = log_run({"test_accuracy": 0.9})
+    name = eval_stack.names["honest"]
+    result = CliRunner().invoke(
+        main, ["register-model", "--run-id", honest, "--model-name", name, "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.output)
+    assert outcome["status"] == PASSED and outcome["registered"]
+    assert outcome["evaluation"]["evaluation_run_id"]
+    result = CliRunner().invoke(
+        main, ["details", name, "--version", str(outcome["version"]), "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["measured"]["accuracy_score"] >= 0.75

@@ -310,3 +310,30 @@ def test_a_version_registered_by_hand_is_measured_and_tagged(
     assert tags[VALIDATION_STATUS] == FAILED
     assert tags[EVALUATION_RUN_ID] == "eval-1"
     assert "accuracy_score" in tags[VALIDATION_REPORT]
+
+
+def test_compare_and_backtest_show_measured_numbers_from_the_evaluation_run(
+    make_ctx: MakeContext, golden: Path
+) -> None:
+    from regpilot.workflows.governance import backtest, compare_versions
+
+    registry = FakeRegistry.oss()
+    evaluator, ctx = with_evaluator(make_ctx, registry, policy_yaml(golden))
+    for logged, measured in ((0.9, 0.88), (0.91, 0.9)):
+        run = registry.add_run({"test_accuracy": logged}, model_name="fraud")
+        evaluator.measures[f"models:/m-{run.run_id}"] = {"accuracy_score": measured}
+        [outcome] = process_run_completed(ctx, run.run_id, None)  # type: ignore[arg-type]
+        # The evaluation run, as the engine leaves it in MLflow: its measured metrics.
+        evaluation = registry.add_run({"accuracy_score": measured}, models=[])
+        tags = {EVALUATION_RUN_ID: evaluation.run_id}
+        registry.set_version_tags("fraud", outcome.version or 0, tags)
+
+    comparison = compare_versions(ctx, "fraud", 1, 2)  # type: ignore[arg-type]
+    rows = {row.metric: (row.old, row.new) for row in comparison.metrics}
+    assert rows["measured:accuracy_score"] == (0.88, 0.9)
+    assert rows["test_accuracy"] == (0.9, 0.91)
+
+    by_version = {row.version: row for row in backtest(ctx, "fraud")}  # type: ignore[arg-type]
+    measured = [c for c in by_version[1].verdict.checks if c.name == "accuracy_score"]
+    assert measured and measured[0].measured == 0.88 and measured[0].passed
+    assert sum(evaluator.calls.values()) == 2  # a backtest never loads a model

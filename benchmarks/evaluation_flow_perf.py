@@ -32,6 +32,11 @@ SPLIT = ("startup", "dataset", "load", "predict", "metrics", "logging", "overhea
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--candidates", type=int, default=3)
+    parser.add_argument(
+        "--pool",
+        default="prefork",
+        help="worker pool: prefork (subprocess) or threads (forkserver)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     import mlflow
@@ -79,7 +84,7 @@ def main() -> int:
             "REGPILOT_STATE_DIR": str(state),
         }
         log = open(state / "services.log", "wb")  # noqa: SIM115 - lives as long as they do
-        for argv in (["serve", "--port", str(port)], ["worker", "-c", "1"]):
+        for argv in (["serve", "--port", str(port)], ["worker", "-c", "1", "--pool", args.pool]):
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "regpilot.cli.main", *argv],

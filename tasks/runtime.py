@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from functools import lru_cache
 
 from config.policy import Policy, load_policy
 from config.settings import Settings
 from regpilot.core.registry_port import Registry
+from regpilot.evaluation.runner import StartMethod
 from regpilot.queue.evaluation import EvaluationQueuer, engine_evaluator
 from regpilot.queue.notify import Notifier
 from regpilot.registry import build_registry
@@ -61,6 +63,14 @@ def store() -> RedisStore:
     return RedisStore.from_settings(_settings())
 
 
+def _start_method() -> StartMethod:
+    # The warm forkserver (about 1.3x in-process `mlflow.models.evaluate`, against 4.8x for a
+    # cold subprocess: docs/BENCHMARKS.md) where this process may have children: a worker with
+    # `--pool threads` or `solo`. Celery's prefork pool processes are daemonic, and Python
+    # refuses a daemonic process children, so there each evaluation is a subprocess.
+    return "subprocess" if multiprocessing.current_process().daemon else "forkserver"
+
+
 def evaluation_queue() -> str:
     """Return the queue evaluations go to: the evaluation queue if configured, else the default."""
     return _settings().evaluation_queue or _settings().task_queue
@@ -81,8 +91,6 @@ def context(source: str, delivery_id: str | None, *, evaluate: bool = False) -> 
         store=store(),
         trigger=Trigger(source, delivery_id),
         notify=notifier(),
-        # A subprocess per evaluation: Celery's prefork pool processes are daemonic, and a
-        # daemonic process may not start the engine's forkserver children.
-        evaluate=engine_evaluator(_settings()) if evaluate else None,
+        evaluate=engine_evaluator(_settings(), _start_method()) if evaluate else None,
         queue_evaluation=EvaluationQueuer(app, evaluation_queue(), source, delivery_id),
     )

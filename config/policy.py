@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from regpilot.core.gate import ChampionRule, Direction, GateRules, Threshold
 from regpilot.core.notifications import EVENT_TYPES, destination_url_problem
 from regpilot.core.retention import PruneAction, RetentionRules
+from regpilot.evaluation.dataset import DatasetError, check_header
+from regpilot.evaluation.decide import LOWER_IS_BETTER
+from regpilot.evaluation.spec import EvaluationSpec
+from regpilot.evaluation.verdict import MeasuredRules
 
 
 class PolicyError(Exception):
@@ -55,6 +59,85 @@ class ChampionPolicy(_Strict):
     metric: str
     direction: Literal["min", "max"] | None = None
     min_improvement: float = Field(default=0.0, ge=0.0)
+
+
+class EvaluationPolicy(_Strict):
+    """Measure the model on a labelled dataset instead of trusting its logged numbers.
+
+    `metrics` bounds are on what `mlflow.models.evaluate` measures; `champion` compares the
+    candidate and the champion measured on the same rows; `logged_vs_measured` maps a logged
+    metric to its measured twin, and a logged number overstating it by more than `max_gap`
+    fails (the run lied about itself).
+    """
+
+    dataset: str = Field(min_length=1)
+    targets: str = Field(min_length=1)
+    model_type: Literal["classifier", "regressor"]
+    metrics: dict[str, MetricBound] = Field(default_factory=dict)
+    champion: ChampionPolicy | None = None
+    logged_vs_measured: dict[str, str] = Field(default_factory=dict)
+    max_gap: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    max_rows: int = Field(default=100_000, ge=1)
+    timeout_seconds: float = Field(default=300.0, gt=0.0, allow_inf_nan=False)
+    env_manager: Literal["local", "virtualenv", "uv"] = "local"
+
+    def bounds(self) -> dict[str, tuple[str, float]]:
+        """Return the measured bounds as `{metric: ("min"|"max", value)}`."""
+        bounds: dict[str, tuple[str, float]] = {}
+        for name, bound in self.metrics.items():
+            threshold = bound.threshold(name)
+            bounds[name] = (threshold.direction.value, threshold.bound)
+        return bounds
+
+    def champion_direction(self) -> Literal["higher", "lower"] | None:
+        """Return which way the measured champion metric improves (None: no comparison).
+
+        An explicit `direction` wins; else a `max` bound on the metric means lower is better;
+        else MLflow's error metrics (mean_squared_error...) are lower-is-better, the rest higher.
+        """
+        if self.champion is None:
+            return None
+        if self.champion.direction is not None:
+            return "higher" if self.champion.direction == "min" else "lower"
+        bound = self.metrics.get(self.champion.metric)
+        if bound is not None:
+            return "lower" if bound.max is not None else "higher"
+        return "lower" if self.champion.metric in LOWER_IS_BETTER else "higher"
+
+    def measured_rules(self) -> MeasuredRules:
+        """Return the core rules of the measured gate."""
+        rule = self.champion_rule()
+        return MeasuredRules(
+            bounds=self.bounds(),
+            champion_metric=rule.metric if rule else None,
+            champion_direction=rule.direction if rule else Direction.MIN,
+            min_improvement=rule.min_improvement if rule else 0.0,
+            logged_vs_measured=dict(self.logged_vs_measured),
+            max_gap=self.max_gap,
+        )
+
+    def spec(self) -> EvaluationSpec:
+        """Return what the evaluation engine measures the model on."""
+        return EvaluationSpec(
+            dataset=self.dataset,
+            targets=self.targets,
+            model_type=self.model_type,
+            metrics=self.bounds(),
+            max_rows=self.max_rows,
+            timeout_seconds=self.timeout_seconds,
+            env_manager=self.env_manager,
+        )
+
+    def champion_rule(self) -> ChampionRule | None:
+        """Return the measured comparison as a core champion rule."""
+        direction = self.champion_direction()
+        if self.champion is None or direction is None:
+            return None
+        return ChampionRule(
+            self.champion.metric,
+            Direction.MIN if direction == "higher" else Direction.MAX,
+            self.champion.min_improvement,
+        )
 
 
 class AliasPolicy(_Strict):
@@ -143,15 +226,29 @@ class ModelPolicy(_Strict):
     aliases: AliasPolicy = Field(default_factory=AliasPolicy)
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
     notifications: dict[str, NotificationDestination] = Field(default_factory=dict)
+    evaluation: EvaluationPolicy | None = None
 
     @model_validator(mode="after")
     def _promotion_needs_comparison(self) -> ModelPolicy:
-        if self.auto_promote and self.champion is None:
-            raise ValueError("auto_promote needs a 'champion' comparison (metric and margin)")
+        if self.auto_promote and self.champion_rule() is None:
+            raise ValueError(
+                "auto_promote needs a 'champion' comparison (metric and margin), "
+                "top-level or under 'evaluation'"
+            )
         return self
 
+    def measured_champion(self) -> bool:
+        """Tell whether the champion comparison is on measured numbers (`evaluation.champion`)."""
+        return self.evaluation is not None and self.evaluation.champion is not None
+
     def champion_rule(self) -> ChampionRule | None:
-        """Return the direction-aware champion rule, if any."""
+        """Return the direction-aware champion rule, if any.
+
+        `evaluation.champion` takes precedence over the top-level `champion`: with both, the
+        candidate and the champion are compared on the measured numbers only.
+        """
+        if self.evaluation is not None and self.evaluation.champion is not None:
+            return self.evaluation.champion_rule()
         if self.champion is None:
             return None
         direction = self.champion.direction
@@ -169,7 +266,8 @@ class ModelPolicy(_Strict):
             require_signature=self.require_signature,
             required_tags=tuple(self.required_tags),
             required_params=tuple(self.required_params),
-            champion=self.champion_rule(),
+            # A measured comparison replaces the logged one (see `champion_rule`).
+            champion=None if self.measured_champion() else self.champion_rule(),
         )
 
     def retention_rules(self) -> RetentionRules:
@@ -203,13 +301,33 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     """Merge a model's override onto the defaults.
 
     `metrics` and `notifications` merge by name (each entry is replaced whole; null drops an
-    inherited one); `aliases`, `retention` and `champion` merge by key; anything else is
-    replaced.
+    inherited one); `aliases`, `retention`, `champion` and `evaluation` merge by key (inside
+    `evaluation`, `metrics` and `logged_vs_measured` by name); anything else is replaced.
+    `evaluation: null` drops an inherited evaluation block.
     """
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
         inherited = merged.get(key)
-        if key in _BY_NAME and isinstance(value, Mapping) and isinstance(inherited, Mapping):
+        if key == "evaluation" and isinstance(value, Mapping) and isinstance(inherited, Mapping):
+            merged[key] = _merge_by_key(inherited, value, ("metrics", "logged_vs_measured"))
+        elif key in _BY_NAME and isinstance(value, Mapping) and isinstance(inherited, Mapping):
+            combined = {**inherited, **value}
+            merged[key] = {k: v for k, v in combined.items() if v is not None}
+        elif isinstance(value, Mapping) and isinstance(inherited, Mapping):
+            merged[key] = {**inherited, **value}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _merge_by_key(
+    base: Mapping[str, Any], override: Mapping[str, Any], by_name: tuple[str, ...]
+) -> dict[str, Any]:
+    # One block merged key by key; the `by_name` members merge entry by entry (null drops one).
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        inherited = merged.get(key)
+        if key in by_name and isinstance(value, Mapping) and isinstance(inherited, Mapping):
             combined = {**inherited, **value}
             merged[key] = {k: v for k, v in combined.items() if v is not None}
         elif isinstance(value, Mapping) and isinstance(inherited, Mapping):
@@ -391,3 +509,26 @@ def load_policy(path: Path) -> Policy:
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read policy file: {exc.strerror}") from exc
     return parse_policy(text, str(path))
+
+
+def evaluation_dataset_problems(policy: Policy) -> list[str]:
+    """Return one line per evaluation dataset that cannot be used, naming its policy key.
+
+    Reads only each LOCAL dataset's header (CSV header line or Parquet schema): a missing file
+    or a missing `targets` column is a problem. A remote URI is checked at its first
+    evaluation, which records FAILED with the reason.
+    """
+    blocks: list[tuple[str, EvaluationPolicy]] = []
+    if policy.defaults.evaluation is not None:
+        blocks.append(("defaults.evaluation", policy.defaults.evaluation))
+    for name, model in policy.overrides.items():
+        if model.evaluation is not None and model.evaluation != policy.defaults.evaluation:
+            blocks.append((f"models.{name}.evaluation", model.evaluation))
+    problems: list[str] = []
+    for key, block in blocks:
+        try:
+            check_header(block.dataset, block.targets)
+        except DatasetError as exc:
+            field = "targets" if block.targets in str(exc) and "column" in str(exc) else "dataset"
+            problems.append(f"{policy.source}: policy key '{key}.{field}': {exc}")
+    return problems

@@ -14,6 +14,7 @@ from celery import Task
 
 from regpilot.core.notifications import DEAD_LETTER
 from regpilot.core.registry_port import NotFound, RegistryError, TransientRegistryError
+from regpilot.evaluation import EvaluationInfrastructureError
 from regpilot.notifications.delivery import DestinationUnavailable
 from regpilot.queue import names
 from regpilot.stores.redis_store import LockTimeout
@@ -34,6 +35,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
     DestinationUnavailable,
+    EvaluationInfrastructureError,  # MLflow down while measuring: nothing was judged
 )
 # Permanent: a recorded `failed` result, never retried.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (

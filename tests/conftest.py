@@ -176,7 +176,12 @@ class WorkerProcess:
     """A real `regpilot worker` (Celery prefork) process."""
 
     def __init__(
-        self, settings: Settings, log_path: Path, concurrency: int = 2, name: str | None = None
+        self,
+        settings: Settings,
+        log_path: Path,
+        concurrency: int = 2,
+        name: str | None = None,
+        role: str = "all",
     ) -> None:
         self.log_path = log_path
         self.name = name or f"test-{uuid.uuid4().hex[:6]}"
@@ -192,6 +197,8 @@ class WorkerProcess:
                 str(concurrency),
                 "--hostname",
                 f"{self.name}@%h",
+                "--role",
+                role,
             ],
             env=env,
             stdout=self.log,

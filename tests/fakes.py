@@ -348,6 +348,8 @@ class FakeStore:
         self.history: dict[str, list[dict[str, Any]]] = {}
         self._identities: set[tuple[str, str]] = set()
         self.locked: list[str] = []
+        self.evaluations: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.digests: dict[str, str] = {}
 
     def record_decision(
         self, model: str, decision: dict[str, Any], identity: str | None = None
@@ -363,6 +365,25 @@ class FakeStore:
     def decisions(self, model: str, limit: int = 50) -> list[dict[str, Any]]:
         """Return a model's decision records, newest first."""
         return self.history.get(model, [])[:limit]
+
+    def evaluation(self, model: str, subject: str, digest: str) -> dict[str, Any] | None:
+        """Return a cached evaluation, as RedisStore does."""
+        return self.evaluations.get((model, subject, digest))
+
+    def cache_evaluation(
+        self, model: str, subjects: list[str], digest: str, result: dict[str, Any]
+    ) -> None:
+        """Cache an evaluation under each subject, as RedisStore does."""
+        for subject in subjects:
+            self.evaluations[(model, subject, digest)] = dict(result)
+
+    def dataset_digest_for(self, dataset_key: str) -> str | None:
+        """Return the digest remembered for a dataset key."""
+        return self.digests.get(dataset_key)
+
+    def remember_dataset_digest(self, dataset_key: str, digest: str) -> None:
+        """Remember a dataset key's digest."""
+        self.digests[dataset_key] = digest
 
     @contextmanager
     def model_lock(self, model: str, wait: float | None = None) -> Iterator[None]:

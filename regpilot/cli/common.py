@@ -97,6 +97,8 @@ def _known(exc: Exception) -> str | None:
         "RunNotFinished",
         "LockTimeout",
         "Refused",
+        "EvaluationInfrastructureError",
+        "NoEvaluator",
     }:
         return str(exc)
     if name == "PartFailed":

@@ -1,4 +1,5 @@
-"""The demo's training and checking: two runs via the run webhook, one hand registration."""
+"""The demo's training and checking: two runs via the run webhook, one hand registration, and a
+model whose self-reported accuracy is measured against a golden dataset."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +16,45 @@ from regpilot.cli.local_stack import RunningStack
 
 MODEL = "iris-classifier"
 MANUAL_MODEL = "iris-classifier-manual"
+MEASURED_MODEL = "iris-classifier-measured"
+GOLDEN = "golden.csv"
+
+
+def _iris_split() -> tuple[Any, Any, Any, Any]:
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import train_test_split
+
+    features, labels = load_iris(return_X_y=True, as_frame=True)
+    split: tuple[Any, Any, Any, Any] = train_test_split(
+        features, labels, test_size=0.3, random_state=7, stratify=labels
+    )
+    return split
+
+
+def write_demo_policy(state: Path, base: Path) -> Path:
+    """Write the golden CSV (iris' held-out rows) and the policy: `base` plus the measured model."""
+    import yaml
+
+    _, x_test, _, y_test = _iris_split()
+    golden = (state / GOLDEN).resolve()  # the worker runs elsewhere
+    x_test.assign(target=y_test).to_csv(golden, index=False)
+    policy = yaml.safe_load(base.read_text(encoding="utf-8")) or {}
+    models = policy.get("models") or {}
+    models[MEASURED_MODEL] = {
+        "evaluation": {
+            "dataset": str(golden),
+            "targets": "target",
+            "model_type": "classifier",
+            "metrics": {"accuracy_score": {"min": 0.85}},
+            "logged_vs_measured": {"test_accuracy": "accuracy_score"},
+            "max_gap": 0.05,
+            "timeout_seconds": 120,
+        }
+    }
+    policy["models"] = models
+    path = state / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False), encoding="utf-8")
+    return path
 
 
 @dataclass
@@ -27,21 +68,24 @@ class Expectation:
     expect_pass: bool
 
 
-def train(name: str, estimator: Any) -> str:
-    """Fit on iris, log metrics and the model, return the run id."""
+def train(name: str, estimator: Any, *, buggy: bool = False) -> str:
+    """Fit on iris, log metrics and the model, return the run id.
+
+    `buggy` is the self-report people distrust: labels misaligned with the rows in training,
+    and the "test" metrics scored against its own predictions, so the run logs a perfect score.
+    """
     import mlflow
     from mlflow.models import infer_signature
-    from sklearn.datasets import load_iris
     from sklearn.metrics import accuracy_score, precision_score, recall_score
-    from sklearn.model_selection import train_test_split
 
-    features, labels = load_iris(return_X_y=True, as_frame=True)
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, labels, test_size=0.3, random_state=7, stratify=labels
-    )
+    x_train, x_test, y_train, y_test = _iris_split()
+    if buggy:
+        y_train = y_train.sample(frac=1, random_state=3).set_axis(y_train.index)
     with mlflow.start_run(run_name=name) as run:
         estimator.fit(x_train, y_train)
         predicted = estimator.predict(x_test)
+        if buggy:
+            y_test = predicted  # the bug: predictions scored against themselves
         mlflow.log_params({"estimator": type(estimator).__name__})
         mlflow.log_metrics(
             {
@@ -86,10 +130,18 @@ def run(running: RunningStack, *, timeout: int) -> bool:
     )
     manual_run = train("logreg-hand-registered", LogisticRegression(max_iter=500, C=0.5))
     mlflow.register_model(f"runs:/{manual_run}/model", MANUAL_MODEL)
+    click.echo(
+        "training a model on misaligned labels that logs a perfect test_accuracy (scored "
+        "against its own predictions) and measuring it on the golden set...",
+        err=True,
+    )
+    liar = train("self-reported-perfect", LogisticRegression(max_iter=500), buggy=True)
+    notify_run(liar, MEASURED_MODEL, url=url, secret=running.secrets.run_webhook_secret)
     rows = [
         Expectation("good model", MODEL, good, "POST /webhooks/runs", True),
         Expectation("bad model", MODEL, bad, "POST /webhooks/runs", False),
         Expectation("hand registered", MANUAL_MODEL, manual_run, "MLflow webhook", True),
+        Expectation("logs 1.0, measured", MEASURED_MODEL, liar, "POST /webhooks/runs", False),
     ]
     results = wait_for(rows, timeout)
     print_table(results)
@@ -121,6 +173,7 @@ def _state(client: Any, row: Expectation) -> dict[str, Any] | None:
         "trigger": row.trigger,
         "status": tags.get("validation_status"),
         "checks": report.get("checks", []),
+        "reasons": report.get("reasons", []),
         "version": version,
         "aliases": aliases,
         "as_expected": passed == row.expect_pass and registered_ok,
@@ -172,8 +225,15 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"{r['model']:<24} {r['run']:<9} {r['trigger']:<20} {r['status']:<8} "
             f"{version:<8} {aliases}"
         )
-        for name, expected, actual, result in r["checks"]:
-            click.echo(f"{'':<4}{name:<20} expected {expected:<10} actual {actual:<10} {result}")
+        for name, expected, actual, result, *numbers in r["checks"]:
+            if name.startswith("evaluation:") and result == "PASSED":
+                continue  # steps that went fine (loaded, predicted...): noise in a demo
+            line = f"{'':<4}{name:<22} expected {expected:<28} actual {actual:<10} {result}"
+            if numbers and "logged" in numbers[0]:  # the self-report next to the measurement
+                line += f"  (logged {numbers[0]['logged']:.3g}, measured {actual})"
+            click.echo(line)
+        for reason in r.get("reasons", [])[:3]:
+            click.echo(f"{'':<4}why: {reason}")
         click.echo(f"{'':<4}as the policy says: {'yes' if r['as_expected'] else 'NO'}")
     click.echo("")
 

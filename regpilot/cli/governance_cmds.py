@@ -127,6 +127,7 @@ def validate(run_id: str, model_name: str | None, as_json: bool) -> None:
     from regpilot.cli.output import verdict_table
     from regpilot.cli.registry_session import read_only_context
     from regpilot.core.registry_port import LoggedModel, RunPhase
+    from regpilot.workflows.evaluation import judge_measured, run_subject
     from regpilot.workflows.validation import NoLoggedModel, judge, targets_for
 
     ctx = read_only_context()
@@ -143,13 +144,26 @@ def validate(run_id: str, model_name: str | None, as_json: bool) -> None:
         targets = [(name, None)]  # the run's metrics alone can still be judged
     results = []
     for target_name, model in targets:
-        verdict, _ = judge(ctx, target_name, run, model)
+        verdict, snapshot = judge(ctx, target_name, run, model)
+        measurement = None
+        if model is not None:  # the measured gate, when the policy has an `evaluation` block
+            verdict, measurement, _ = judge_measured(
+                ctx,
+                target_name,
+                run,
+                model,
+                verdict,
+                snapshot,
+                subjects=[run_subject(run.run_id, model.uri)],
+                model_uri=model.uri,
+            )
         results.append(
             {
                 "model_name": target_name,
                 "model_uri": model.uri if model is not None else None,
                 "run_id": run_id,
                 **verdict.as_dict(),
+                **({"evaluation": measurement.result.as_dict()} if measurement else {}),
             }
         )
     failed = [r["model_name"] for r in results if r["status"] != "PASSED"]

@@ -171,7 +171,9 @@ def demo(keep_state: bool, timeout: int) -> None:
     state = config.state_dir / "demo"
     shutil.rmtree(state, ignore_errors=True)
     prefix = f"regpilot-demo-{uuid.uuid4().hex[:8]}:"
-    running = start_local(state, key_prefix=prefix, queue=prefix.rstrip(":"))
+    state.mkdir(parents=True, exist_ok=True)
+    policy = demo_flow.write_demo_policy(state, config.policy_file)
+    running = start_local(state, key_prefix=prefix, queue=prefix.rstrip(":"), policy_file=policy)
     try:
         click.echo(
             f"MLflow {running.mlflow_url} | receiver {running.receiver_url} | "

@@ -91,13 +91,17 @@ def start_local(
     port: int | None = None,
     with_beat: bool = True,
     choices: LocalChoices | None = None,
+    policy_file: Path | None = None,
 ) -> RunningStack:
     """Start MLflow, Redis (found or started), the receiver, a worker and beat.
 
     `choices` (from `regpilot up`) says which MLflow, Redis, secrets and ports to use; without
-    it everything is started or generated (what `regpilot demo` wants).
+    it everything is started or generated (what `regpilot demo` wants). `policy_file` replaces
+    the configured policy (the demo adds its golden-dataset model).
     """
-    choices = choices or LocalChoices(key_prefix=key_prefix, queue=queue, port=port)
+    choices = choices or LocalChoices(
+        key_prefix=key_prefix, queue=queue, port=port, policy_file=policy_file
+    )
     choices.with_beat = choices.with_beat and with_beat
     stack = LocalStack(state_dir)
     try:

@@ -50,11 +50,34 @@ def verdict_table(checks: Sequence[dict[str, Any]], indent: int = 2) -> None:
     if not checks:
         click.echo(" " * indent + "(the policy has no checks for this model)")
         return
+    if any("measured" in c or "logged" in c for c in checks):
+        # The measured gate: logged and measured side by side, and the champion on the same rows.
+        table(
+            ("check", "expected", "measured", "logged", "champion", "result", "reason"),
+            [
+                (
+                    c["name"],
+                    c["expected"],
+                    _number(c.get("measured"), c["actual"]),
+                    _number(c.get("logged"), ""),
+                    _number(c.get("champion"), ""),
+                    c["result"],
+                    c["reason"],
+                )
+                for c in checks
+            ],
+            indent,
+        )
+        return
     table(
         ("check", "expected", "actual", "result", "reason"),
         [(c["name"], c["expected"], c["actual"], c["result"], c["reason"]) for c in checks],
         indent,
     )
+
+
+def _number(value: Any, fallback: str) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else fallback
 
 
 def version_dict(version: Any) -> dict[str, Any]:

@@ -49,12 +49,15 @@ def check(file: Path | None, extra_models: tuple[str, ...], as_json: bool) -> No
     """
     import yaml
 
-    from config.policy import load_policy
+    from config.policy import PolicyError, evaluation_dataset_problems, load_policy
     from regpilot.cli.common import settings
 
     config = settings()
     path = file if file is not None else config.policy_file
     loaded = load_policy(path)
+    unusable = evaluation_dataset_problems(loaded)
+    if unusable:  # a local golden dataset is read once here, header only
+        raise PolicyError("; ".join(unusable))
     effective = effective_policy(loaded)
     warnings, note = metric_warnings(config, loaded, path, extra_models)
     if as_json:

@@ -141,16 +141,24 @@ def details(name: str, version: int | None, as_json: bool) -> None:
 
     Without --version, the latest version: the highest version number.
     """
-    from regpilot.cli.output import print_version, version_dict
+    from regpilot.cli.output import number, print_version, table, version_dict
     from regpilot.cli.registry_session import open_model
-    from regpilot.workflows.governance import latest_version, require_version
+    from regpilot.workflows.governance import (
+        latest_version,
+        measured_metrics_of,
+        require_version,
+    )
 
     ctx, full = open_model(name, "details", writes=False)
     found = latest_version(ctx, full) if version is None else require_version(ctx, full, version)
+    measured = measured_metrics_of(ctx, found)
     if as_json:
-        emit_json(version_dict(found))
+        emit_json({**version_dict(found), **({"measured": measured} if measured else {})})
     else:
         print_version(found)
+        if measured:
+            click.echo("measured on the golden dataset (evaluation run):")
+            table(("metric", "value"), [(k, number(v)) for k, v in sorted(measured.items())])
 
 
 @click.command()

@@ -17,6 +17,7 @@ import click
 from config.policy import load_policy
 from config.settings import Settings
 from regpilot.cli.common import registry_from, setting_as_given, settings
+from regpilot.queue.evaluation import engine_evaluator
 from regpilot.queue.notify import Notifier
 from regpilot.stores.redis_store import RedisStore
 from regpilot.workflows.context import Context, Trigger
@@ -85,4 +86,7 @@ def read_only_context() -> Context:
         policy=load_policy(config.policy_file),
         settings=config,
         trigger=Trigger("cli", actor=_user()),
+        # A model with an `evaluation` block is measured here, in a killable child with the
+        # policy's timeout (the same engine the evaluation worker runs).
+        evaluate=engine_evaluator(config),
     )

@@ -68,7 +68,7 @@ def serve(host: str, port: int, workers: int, insecure_no_signature: bool) -> No
 @friendly_errors
 def worker(concurrency: int, pool: str, hostname: str | None, role: str) -> None:
     """Run a Celery worker that processes regpilot's queues (registry work, evaluations)."""
-    from config.policy import load_policy
+    from config.policy import evaluation_dataset_problems, load_policy
     from config.settings import WORKER_SECRETS
     from regpilot.observability.logging import setup_logging
 
@@ -77,7 +77,11 @@ def worker(concurrency: int, pool: str, hostname: str | None, role: str) -> None
     if problems:  # before any task is taken: each would fail on the bad credential
         raise click.ClickException("refusing to start: " + "; ".join(problems))
     setup_logging(config.log_format, config.log_level)
-    load_policy(config.policy_file)  # an invalid policy stops the worker before it takes work
+    loaded = load_policy(config.policy_file)  # an invalid policy stops it before it takes work
+    # A worker that runs evaluations: a golden dataset it cannot read would fail every one.
+    unusable = evaluation_dataset_problems(loaded) if role != "registry" else []
+    if unusable:
+        raise click.ClickException("refusing to start: " + "; ".join(unusable))
     if config.worker_metrics_port is not None:
         _serve_worker_metrics(config)
     from tasks.celery_app import app

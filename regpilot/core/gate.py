@@ -71,6 +71,16 @@ class Check:
     actual: str
     passed: bool
     reason: str = ""
+    # Numbers of a measured check (evaluation on a dataset): what was measured, what the run
+    # logged about itself, and the champion's measurement on the same rows.
+    measured: float | None = None
+    logged: float | None = None
+    champion: float | None = None
+
+    def numbers(self) -> dict[str, float]:
+        """Return the measured, logged and champion numbers that are present."""
+        values = {"measured": self.measured, "logged": self.logged, "champion": self.champion}
+        return {k: v for k, v in values.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -105,17 +115,25 @@ class Verdict:
                     "actual": c.actual,
                     "result": PASSED if c.passed else FAILED,
                     "reason": c.reason,
+                    **c.numbers(),
                 }
                 for c in self.checks
             ],
         }
 
     def report(self, limit: int = 1000) -> str:
-        """Return the compact JSON report stored in the validation_report tag."""
-        compact = {
+        """Return the compact JSON report stored in the validation_report tag.
+
+        Failing checks come first, so when the report must be shortened to fit the tag it is
+        the passing ones that are dropped; a measured check carries its numbers.
+        """
+        ordered = [*self.failures, *(c for c in self.checks if c.passed)]
+        compact: dict[str, Any] = {
             "status": self.status,
             "checks": [
-                [c.name, c.expected, c.actual, PASSED if c.passed else FAILED] for c in self.checks
+                [c.name, c.expected, c.actual, PASSED if c.passed else FAILED]
+                + ([c.numbers()] if c.numbers() else [])
+                for c in ordered
             ],
         }
         reasons = [c.reason for c in self.failures if c.reason]

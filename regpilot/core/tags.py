@@ -23,6 +23,9 @@ PREVIOUS_CHAMPION = "previous_champion"
 ROLLED_BACK = "rolled_back"  # on a demoted champion: never auto-promote it again
 MODEL_NAME_RUN_TAG = "regpilot_model_name"
 LAST_DECISION = "last_decision"
+# The MLflow run that measured the model on its policy's dataset, and which rows it used.
+EVALUATION_RUN_ID = "evaluation_run_id"
+EVALUATION_DATASET_DIGEST = "evaluation_dataset_digest"
 
 PASSED = "PASSED"
 FAILED = "FAILED"
@@ -43,6 +46,8 @@ RESERVED_TAGS = frozenset(
         RETENTION_STATUS,
         PREVIOUS_CHAMPION,
         LAST_DECISION,
+        EVALUATION_RUN_ID,
+        EVALUATION_DATASET_DIGEST,
     }
 )
 

@@ -48,7 +48,15 @@ DATABRICKS_TRANSITION_REQUEST = TaskSpec(
 NOTIFY = TaskSpec("regpilot.notify", ("model", "destination", "event"), ("model",))
 # Model evaluation (issue 12): minutes of user code, so it runs on its own queue and its own
 # workers (`regpilot worker --role evaluate`); celery_config.py routes these by name.
-EVALUATE_MODEL = TaskSpec("regpilot.evaluate_model", ("name", "version"), ("model", "version"))
+
+# Measure one candidate on its policy's dataset, then apply its verdict (on the evaluation queue:
+# it loads user models and can take minutes). The run path gives run_id and model_uri, the
+# version path gives version.
+EVALUATE_MODEL = TaskSpec(
+    "regpilot.evaluate_model",
+    ("name", "run_id", "model_uri", "version"),
+    ("model", "run_id", "model_uri", "version"),
+)
 EVALUATION_TASKS: tuple[TaskSpec, ...] = (EVALUATE_MODEL,)
 
 ALL_TASKS: tuple[TaskSpec, ...] = (
@@ -58,7 +66,7 @@ ALL_TASKS: tuple[TaskSpec, ...] = (
     DATABRICKS_JOB_COMPLETED,
     DATABRICKS_TRANSITION_REQUEST,
     NOTIFY,
-    # EVALUATE_MODEL joins this list with its task body (every spec here must be registered).
+    EVALUATE_MODEL,
 )
 BY_NAME: dict[str, TaskSpec] = {spec.name: spec for spec in ALL_TASKS}
 

@@ -22,6 +22,10 @@ class LockTimeout(Exception):
     """Another task holds the model's lock for longer than we are willing to wait."""
 
 
+# A version's measurement on fixed rows never changes; the TTL only bounds Redis memory.
+EVALUATION_TTL_SECONDS = 90 * 24 * 3600
+
+
 class RedisStore:
     """Delivery claims, event history, decisions, dead letters and per-model locks."""
 
@@ -275,6 +279,32 @@ class RedisStore:
         """Return when the last reconciliation sweep ran (epoch seconds), None if never."""
         raw = self.client.get(self.key("reconcile", "last"))
         return float(raw) if raw else None
+
+    # --- evaluation results -----------------------------------------------------------------
+
+    def evaluation(self, model: str, subject: str, digest: str) -> dict[str, Any] | None:
+        """Return a cached evaluation of `subject` (`v3`, `run:<id>:<uri>`) on a dataset digest."""
+        raw = self.client.get(self.key("evaluation", model, subject, digest))
+        return json.loads(raw) if raw else None
+
+    def cache_evaluation(
+        self, model: str, subjects: list[str], digest: str, result: dict[str, Any]
+    ) -> None:
+        """Cache an evaluation under each of its subjects (its run's model, then its version)."""
+        pipe = self.client.pipeline()
+        for subject in subjects:
+            key = self.key("evaluation", model, subject, digest)
+            pipe.set(key, json.dumps(result), ex=EVALUATION_TTL_SECONDS)
+        pipe.execute()
+
+    def dataset_digest_for(self, dataset_key: str) -> str | None:
+        """Return the digest last measured for a dataset key (see workflows/evaluation.py)."""
+        raw = self.client.get(self.key("dataset_digest", dataset_key))
+        return _s(raw) if raw else None
+
+    def remember_dataset_digest(self, dataset_key: str, digest: str) -> None:
+        """Remember which rows (digest) a dataset key resolved to."""
+        self.client.set(self.key("dataset_digest", dataset_key), digest, ex=EVALUATION_TTL_SECONDS)
 
     # --- per-model locks --------------------------------------------------------------------
 

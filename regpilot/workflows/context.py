@@ -14,10 +14,18 @@ from config.settings import Settings
 from regpilot.core.naming import resolve_name
 from regpilot.core.registry_port import Registry
 from regpilot.core.tags import LAST_DECISION, decision_record
+from regpilot.evaluation.spec import EvaluationResult, EvaluationSpec
 from regpilot.observability.metrics import count_decision
 from regpilot.stores.redis_store import RedisStore
 
 log = logging.getLogger("regpilot.workflows")
+
+# Measure a model URI on a spec, tagging its evaluation run; regpilot.evaluation.evaluate_model
+# in a worker or the CLI, a plain function in unit tests.
+Evaluate = Callable[[str, EvaluationSpec, dict[str, str]], EvaluationResult]
+# Queue the evaluation of one candidate on the evaluation queue: (model name, run id, model uri,
+# version); the run path gives the run and model URI, the version path the version.
+QueueEvaluation = Callable[[str, str | None, str | None, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,13 @@ class Context:
     trigger: Trigger = field(default_factory=lambda: Trigger("cli"))
     # Queues notifications of a recorded decision (regpilot/queue/notify.py); never raises.
     notify: Callable[[str, dict[str, Any]], None] | None = None
+    # With `evaluate`, a model with an `evaluation` block is measured here (the evaluation task,
+    # the CLI); without it but with `queue_evaluation` (the registry task) it is queued.
+    evaluate: Evaluate | None = None
+    queue_evaluation: QueueEvaluation | None = None
+    # Evaluations done in this unit of work, by (model, subject): measured before the model's
+    # lock is taken and reused under it, failures included.
+    measured: dict[tuple[str, str], EvaluationResult] = field(default_factory=dict)
 
     def full_name(self, name: str) -> str:
         """Return the registered-model name as the registry spells it."""

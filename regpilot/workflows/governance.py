@@ -9,9 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from regpilot.core.compare import MetricDelta, compare_metrics, directions_of
-from regpilot.core.gate import Verdict, evaluate
+from regpilot.core.gate import Direction, Verdict, evaluate
 from regpilot.core.registry_port import ModelVersion, NotFound, RegisteredModel, Unsupported
-from regpilot.core.tags import VALIDATION_STATUS
+from regpilot.core.tags import EVALUATION_RUN_ID, VALIDATION_STATUS
+from regpilot.evaluation.decide import default_direction
+from regpilot.evaluation.spec import EvaluationResult
+from regpilot.evaluation.verdict import measured_gate
 from regpilot.workflows.context import Context
 from regpilot.workflows.refusals import Refused
 from regpilot.workflows.snapshot import read_snapshot
@@ -70,12 +73,33 @@ def metrics_of(ctx: Context, version: ModelVersion) -> dict[str, float]:
     return dict(candidate_for(run, model).metrics)
 
 
+def measured_metrics_of(ctx: Context, version: ModelVersion) -> dict[str, float]:
+    """Return what the version's evaluation run measured ({} when it was never measured)."""
+    run_id = version.tags.get(EVALUATION_RUN_ID)
+    if not run_id:
+        return {}
+    try:
+        return dict(ctx.registry.get_run(run_id).metrics)
+    except NotFound:
+        return {}
+
+
 def compare_versions(ctx: Context, name: str, old: int, new: int) -> Comparison:
-    """Compare every metric of two versions, direction-aware where the policy says."""
+    """Compare every metric of two versions, direction-aware where the policy says.
+
+    Measured numbers (from each version's evaluation run) come as `measured:<metric>` rows.
+    """
     before = require_version(ctx, name, old)
     after = require_version(ctx, name, new)
     directions = directions_of(ctx.policy.for_model(name).gate_rules())
-    rows = compare_metrics(metrics_of(ctx, before), metrics_of(ctx, after), directions)
+    old_metrics, new_metrics = metrics_of(ctx, before), metrics_of(ctx, after)
+    for version, metrics in ((before, old_metrics), (after, new_metrics)):
+        for metric, value in measured_metrics_of(ctx, version).items():
+            metrics[f"measured:{metric}"] = value
+            directions[f"measured:{metric}"] = (
+                Direction.MAX if default_direction(metric) == "lower" else Direction.MIN
+            )
+    rows = compare_metrics(old_metrics, new_metrics, directions)
     return Comparison(name, before, after, rows)
 
 
@@ -149,6 +173,29 @@ def backtest(
             champion_metrics=champ,
             champion_version=champ_version,
         )
+        block = ctx.policy.for_model(name).evaluation
+        if block is not None:
+            # Measured numbers where they exist (the version's evaluation run); a backtest
+            # never loads a model, so a version never measured says so.
+            measured = measured_metrics_of(ctx, version)
+            if measured:
+                recorded = EvaluationResult(
+                    "",
+                    True,
+                    None,
+                    measured,
+                    [],
+                    version.tags.get(EVALUATION_RUN_ID),
+                    None,
+                    {},
+                    None,
+                )
+                rules_now = dataclasses.replace(block.measured_rules(), champion_metric=None)
+                logged = dict(candidate_for(run, model).metrics)
+                checks = measured_gate(recorded, rules_now, logged)
+                verdict = Verdict((*verdict.checks, *checks))
+            else:
+                note = (note + "; " if note else "") + "never measured on the golden dataset"
         rows.append(
             BacktestRow(
                 version.version, version.aliases, version.tags.get(VALIDATION_STATUS), verdict, note

@@ -141,7 +141,25 @@ def test_demo_runs_the_whole_flow_and_prints_the_outcome_table(tmp_path, redis_u
     assert "iris-classifier " in result.stdout and "challenger" in result.stdout
     assert "FAILED" in result.stdout and "PASSED" in result.stdout
     assert "demo: outcome matches the policy" in result.stdout
+    # The third story: a perfect self-report, measured on the golden CSV, side by side.
+    assert "iris-classifier-measured" in result.stdout
+    assert "honesty:test_accuracy" in result.stdout and "(logged 1, measured" in result.stdout
     assert not (tmp_path / "state" / "demo").exists()
+
+
+def test_worker_refuses_to_start_when_a_golden_dataset_lacks_its_targets(tmp_path):
+    golden = tmp_path / "golden.csv"
+    golden.write_text("f0,label\n1,0\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "models:\n  fraud:\n    evaluation:\n"
+        f"      dataset: {golden}\n      targets: is_fraud\n      model_type: classifier\n"
+    )
+    result = CliRunner().invoke(main, ["worker"], env={"REGPILOT_POLICY_FILE": str(policy)})
+    assert result.exit_code == 1
+    assert "refusing to start" in result.output
+    assert "models.fraud.evaluation.targets" in result.output and "is_fraud" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_worker_refuses_to_start_with_an_invalid_policy(tmp_path):

@@ -297,6 +297,9 @@ SEED_METRICS: dict[str, dict[str, float]] = {
 _BY_NAME = ("metrics", "notifications")
 
 
+_EVALUATION_BY_NAME = ("metrics", "logged_vs_measured")
+
+
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Merge a model's override onto the defaults.
 
@@ -305,35 +308,29 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     `evaluation`, `metrics` and `logged_vs_measured` by name); anything else is replaced.
     `evaluation: null` drops an inherited evaluation block.
     """
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        inherited = merged.get(key)
-        if key == "evaluation" and isinstance(value, Mapping) and isinstance(inherited, Mapping):
-            merged[key] = _merge_by_key(inherited, value, ("metrics", "logged_vs_measured"))
-        elif key in _BY_NAME and isinstance(value, Mapping) and isinstance(inherited, Mapping):
-            combined = {**inherited, **value}
-            merged[key] = {k: v for k, v in combined.items() if v is not None}
-        elif isinstance(value, Mapping) and isinstance(inherited, Mapping):
-            merged[key] = {**inherited, **value}
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    return _merge_by_key(base, override, _BY_NAME, {"evaluation": _EVALUATION_BY_NAME})
 
 
 def _merge_by_key(
-    base: Mapping[str, Any], override: Mapping[str, Any], by_name: tuple[str, ...]
+    base: Mapping[str, Any],
+    override: Mapping[str, Any],
+    by_name: tuple[str, ...] | frozenset[str],
+    blocks: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
-    # One block merged key by key; the `by_name` members merge entry by entry (null drops one).
+    # Merge key by key: the `by_name` members entry by entry (null drops one), each of `blocks`
+    # as a block of its own (with its own by-name members), other mappings by key.
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
         inherited = merged.get(key)
-        if key in by_name and isinstance(value, Mapping) and isinstance(inherited, Mapping):
+        if not (isinstance(value, Mapping) and isinstance(inherited, Mapping)):
+            merged[key] = copy.deepcopy(value)
+        elif blocks and key in blocks:
+            merged[key] = _merge_by_key(inherited, value, blocks[key])
+        elif key in by_name:
             combined = {**inherited, **value}
             merged[key] = {k: v for k, v in combined.items() if v is not None}
-        elif isinstance(value, Mapping) and isinstance(inherited, Mapping):
-            merged[key] = {**inherited, **value}
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = {**inherited, **value}
     return merged
 
 

@@ -64,7 +64,12 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-@pytest.mark.parametrize(("secret", "position", "count"), BAD_RUN_SECRETS)
+# Ids name the case, never the random secret: parallel pytest processes must collect the same ids.
+@pytest.mark.parametrize(
+    ("secret", "position", "count"),
+    BAD_RUN_SECRETS,
+    ids=["empty", "not-base64", "bad-second", "empty-middle", "trailing-comma", "url-safe"],
+)
 def test_create_app_refuses_a_run_secret_that_decodes_to_nothing(
     settings, monkeypatch, secret, position, count
 ):

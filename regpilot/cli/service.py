@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from regpilot.cli.common import choice_option, friendly_errors, settings
+from regpilot.cli.common import choice_option, friendly_errors, policy_option, settings
 
 
 @click.command()
@@ -20,6 +20,7 @@ from regpilot.cli.common import choice_option, friendly_errors, settings
     is_flag=True,
     help="Accept UNSIGNED webhooks when no secret is set. Local play only.",
 )
+@policy_option
 @friendly_errors
 def serve(host: str, port: int, workers: int, insecure_no_signature: bool) -> None:
     """Run the webhook receiver under gunicorn (same as gunicorn 'handlers:create_app()')."""
@@ -65,6 +66,7 @@ def serve(host: str, port: int, workers: int, insecure_no_signature: bool) -> No
     ["all", "registry", "evaluate"],
     "Which queues to consume: registry work, model evaluations, or both.",
 )
+@policy_option
 @friendly_errors
 def worker(concurrency: int, pool: str, hostname: str | None, role: str) -> None:
     """Run a Celery worker that processes regpilot's queues (registry work, evaluations)."""
@@ -86,6 +88,8 @@ def worker(concurrency: int, pool: str, hostname: str | None, role: str) -> None
         _serve_worker_metrics(config)
     from tasks.celery_app import app
 
+    # The tasks read their settings from the app: this command's, `--policy` included.
+    app.conf.regpilot_settings = config
     queues = worker_queues(config, role)
     if role != "registry":
         # One huge model must not stay in the next evaluation's process: replace a pool

@@ -150,17 +150,34 @@ def logged(eval_tracking_uri: str, data: Data) -> dict[str, str]:
     """Models logged to the real server, by role -> model URI."""
     import cloudpickle
     import mlflow
-    import mlflow.pyfunc
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-    from sklearn.linear_model import LinearRegression, LogisticRegression
 
     from regpilot.evaluation import warm_forkserver
     from tests.evaluation import toy_models
 
     warm_forkserver(wait=False)  # its preload imports overlap with the logging below
     cloudpickle.register_pickle_by_value(toy_models)  # the child must not need the tests
+    # Point MLflow at this folder's server only while logging: later tests in this process
+    # (any order under xdist) train on the session's server.
+    previous_uri, previous_env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(eval_tracking_uri)
+    try:
+        return _log_models(mlflow, data)
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
+
+
+def _log_models(mlflow: Any, data: Data) -> dict[str, str]:
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from tests.evaluation import toy_models
+
     mlflow.set_experiment("eval-test-models")
     x = data.frame[FEATURES]
     y = data.frame["label"]

@@ -35,7 +35,9 @@ from regpilot.queue.evaluation import EVALUATION_EXPERIMENT
 from tests.conftest import WorkerProcess
 from tests.support import derive, wait_until
 
-pytestmark = pytest.mark.integration
+# One process with the engine's own tests: both run toy models that start `sleep` processes,
+# and the engine's tests check that none of those outlives its evaluation.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("evaluation-engine")]
 
 FEATURES = [f"f{i}" for i in range(6)]
 VERDICT_WAIT = 240  # seconds: an evaluation starts a child that imports MLflow (2 shared cores)
@@ -127,8 +129,10 @@ def eval_stack(
     base = derive(
         settings,
         policy_file=policy,
-        task_queue=f"{settings.task_queue}-registry",
-        evaluation_queue=f"{settings.task_queue}-evaluate",
+        # Queues of this module's own: the session worker (`--role all`) consumes the session's
+        # task queue and `<task queue>-evaluate`, and must not take these tasks.
+        task_queue=f"{settings.task_queue}-evalflow-registry",
+        evaluation_queue=f"{settings.task_queue}-evalflow-evaluate",
     )
     registry_worker = WorkerProcess(base, folder / "registry-worker.log", role="registry")
     # The evaluation worker consumes only the evaluation queue (`--role evaluate`). The toy

@@ -234,3 +234,15 @@ def _two_columns(predictions: Any) -> Any:
     import pandas as pd
 
     return pd.DataFrame({"label": predictions, "probability": predictions.astype(float)})
+
+
+@pytest.fixture(autouse=True)
+def point_mlflow_at_the_engine_server(request: pytest.FixtureRequest) -> None:
+    """Point MLflow at this folder's server for a test that uses it (artifact reads need it).
+
+    The root conftest puts the process's tracking URI back after each test.
+    """
+    if "eval_tracking_uri" in request.fixturenames:
+        import mlflow
+
+        mlflow.set_tracking_uri(request.getfixturevalue("eval_tracking_uri"))

@@ -305,9 +305,20 @@ def restore_mlflow_tracking_uri() -> Iterator[None]:
         os.environ["MLFLOW_TRACKING_URI"] = environ
 
 
+# Groups that run a few minutes in one process: handed out with the `slow` tests, first.
+LONG_GROUPS = {"evaluation-engine", "evaluation-flow"}
+
+
+def _starts_first(item: pytest.Item) -> bool:
+    group = item.get_closest_marker("xdist_group")
+    return item.get_closest_marker("slow") is not None or (
+        group is not None and bool(group.args) and group.args[0] in LONG_GROUPS
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep the engine's tests (their own MLflow server) in one process; hand out `slow` first."""
+    """Keep the engine's tests (their own MLflow server) in one process; long ones go first."""
     for item in items:
         if EVALUATION_TESTS in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.xdist_group("evaluation-engine"))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    items.sort(key=lambda item: not _starts_first(item))

@@ -10,14 +10,16 @@ Wrong tokens are counted per client in Redis; past the limit the client gets 429
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from redis import RedisError
 
@@ -52,19 +54,24 @@ class OpsAccess:
     throttle: WrongTokenThrottle
 
 
-@dataclass(frozen=True)
-class Caller:
-    """An authorised caller: `session` is None when the bearer token authorised it."""
-
-    session: OpsSession | None
-
-
 class TokenCheck(Enum):
     """What checking an offered ops token found."""
 
     RIGHT = "right"
     WRONG = "wrong"
     THROTTLED = "throttled"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authorised caller: `session` is None when the bearer token authorised it."""
+
+    session: OpsSession | None
+
+    @property
+    def csrf(self) -> str:
+        """Return the token a page's forms carry: empty for a bearer caller (it needs none)."""
+        return self.session.csrf if self.session else ""
 
 
 class Throttled(Reject):
@@ -185,6 +192,24 @@ def page_caller() -> Caller | None:
         if exc.status != 401:
             raise
         return None
+
+
+def signed_in_page(
+    view: Callable[..., ResponseReturnValue],
+) -> Callable[..., ResponseReturnValue]:
+    """Wrap an HTML page view: send a caller who is not signed in to the login form.
+
+    The view gets the authorised `caller` as a keyword argument besides its URL's arguments.
+    """
+
+    @functools.wraps(view)
+    def page(**url_args: object) -> ResponseReturnValue:
+        caller = page_caller()
+        if caller is None:
+            return redirect(url_for("ops_page.login_form"), 303)
+        return view(caller=caller, **url_args)
+
+    return page
 
 
 def require_caller() -> Caller:

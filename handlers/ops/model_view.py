@@ -7,12 +7,12 @@ the recent decisions, with links to the version in the MLflow UI.
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 from redis import RedisError
 
 from handlers.errors import Reject
-from handlers.ops.auth import page_caller
+from handlers.ops.auth import Caller, signed_in_page
 from handlers.services import services
 from regpilot.core.notifications import mlflow_links, run_page_link
 from regpilot.core.timeline import alias_moves, judgements
@@ -22,10 +22,9 @@ DECISIONS_SHOWN = 50
 
 
 @blueprint.get("/ops/models/<path:name>")
-def model_view(name: str) -> ResponseReturnValue:
+@signed_in_page
+def model_view(name: str, caller: Caller) -> ResponseReturnValue:
     """Render one model's verdicts, alias timeline and decisions."""
-    if page_caller() is None:
-        return redirect(url_for("ops_page.login_form"), 303)
     ctx = services()
     try:
         records = ctx.store.decisions(name, ctx.store.max_decisions)

@@ -34,9 +34,9 @@ from handlers.ops.auth import (
     current_fingerprint,
     form_field,
     offered_csrf,
-    page_caller,
     require_enabled,
     require_unforged,
+    signed_in_page,
 )
 from handlers.services import services
 from regpilot.core.ops_query import (
@@ -199,11 +199,9 @@ def drop() -> ResponseReturnValue:
 
 
 @blueprint.get("/ops/retry-all")
-def retry_all_confirm() -> ResponseReturnValue:
+@signed_in_page
+def retry_all_confirm(caller: Caller) -> ResponseReturnValue:
     """Ask before retrying every dead letter the page's filters select."""
-    caller = page_caller()
-    if caller is None:
-        return redirect(url_for("ops_page.login_form"), 303)
     query = _page_query()
     try:
         letters = _letters(query)
@@ -213,7 +211,7 @@ def retry_all_confirm() -> ResponseReturnValue:
         "ops/confirm_retry_all.html",
         letters=letters,
         query=query,
-        csrf=caller.session.csrf if caller.session else "",
+        csrf=caller.csrf,
     )
 
 
@@ -283,11 +281,9 @@ class ModelRow:
 
 
 @blueprint.get("/ops/")
-def page() -> ResponseReturnValue:
+@signed_in_page
+def page(caller: Caller) -> ResponseReturnValue:
     """Render the filtered, paged events and dead letters, and the models."""
-    caller = page_caller()
-    if caller is None:
-        return redirect(url_for("ops_page.login_form"), 303)
     query = _page_query()
     ctx = ops = services()
     notice_code = request.args.get("notice", "")
@@ -330,7 +326,7 @@ def page() -> ResponseReturnValue:
         mlflow_up=mlflow_up,
         notice=notice,
         notice_error=notice_code not in GOOD_NOTICES,
-        csrf=caller.session.csrf if caller.session else "",
+        csrf=caller.csrf,
         logged_in=caller.session is not None,
         query=query,
         sources=SOURCES,

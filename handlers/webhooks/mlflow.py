@@ -20,10 +20,9 @@ SOURCE = "mlflow"
 @blueprint.post("/webhooks/mlflow")
 def registry_event() -> ResponseReturnValue:
     """Verify, parse, dedupe and queue an MLflow registry event."""
-    secrets = services().settings.mlflow_webhook_secrets
     delivery_id, envelope = signed_payload(
         SOURCE,
-        secrets,
+        services().settings.mlflow_webhook_secrets,
         verify_mlflow,
         MLFLOW_DELIVERY_ID,
         MlflowEnvelope,

@@ -21,15 +21,17 @@ class LocalChoices:
 
     key_prefix: str
     queue: str
+    # Where the parts run: None starts (or picks) one.
     port: int | None = None
     mlflow_port: int | None = None
     tracking_uri: str | None = None
     redis_url: str | None = None
+    with_beat: bool = True
+    # What they share: None generates a secret, or reads the default policy.
     run_webhook_secret: str | None = None
     mlflow_webhook_secret: str | None = None
     ops_token: str | None = None
     policy_file: Path | None = None
-    with_beat: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
 
 

@@ -8,8 +8,10 @@ pure functions here, so every diagnosis is unit-tested without breaking a real s
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from regpilot.core.records import PlainRecord
 
 Status = Literal["ok", "fail", "skip"]
 # What the regpilot webhook must subscribe to (the worker acts on this event).
@@ -20,17 +22,14 @@ TEST_EVENT = "model_version_tag.set"
 
 
 @dataclass(frozen=True)
-class Check:
+class Check(PlainRecord):
     """One line of the doctor's report."""
 
     name: str
     status: Status
-    detail: str
+    # What was seen, and for a failure how to fix it; both empty when there is nothing to say.
+    detail: str = ""
     fix: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        """Return the check as plain data (the `--json` output)."""
-        return asdict(self)
 
 
 def ok(name: str, detail: str) -> Check:

@@ -53,13 +53,13 @@ class Candidate:
     """What the gate sees of a model: plain data read from the registry."""
 
     metrics: Mapping[str, float]
-    params: Mapping[str, str] = field(default_factory=dict)
-    tags: Mapping[str, str] = field(default_factory=dict)
     has_signature: bool | None = None
     # Whether it can be served at all; None where unknown (no run, not an MLflow 3 model).
     run_status: str | None = None
     model_status: str | None = None
     has_mlmodel: bool | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -126,11 +126,7 @@ def _version(value: Any) -> int | None:
 
 
 def build_event(
-    event_type: str,
-    event_id: str,
-    timestamp: str,
-    model: str,
-    decision: Mapping[str, Any],
+    event_type: str, event_id: str, timestamp: str, model: str, decision: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Return the generic JSON event of one decision (docs/notifications.schema.json).
 

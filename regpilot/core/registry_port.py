@@ -213,12 +213,7 @@ class Registry(Protocol):
     def unjudged_runs(self, since_ms: int) -> Iterator[RunInfo]: ...
 
     def create_version(
-        self,
-        name: str,
-        source: str,
-        run_id: str,
-        tags: Mapping[str, str],
-        description: str | None,
+        self, name: str, source: str, run_id: str, tags: Mapping[str, str], description: str | None
     ) -> ModelVersion: ...
 
     def set_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None: ...

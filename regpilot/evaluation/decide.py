@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
+
+from regpilot.core.records import PlainRecord
 
 Direction = Literal["higher", "lower"]
 
@@ -49,7 +51,7 @@ _TOLERANCE = 1e-12
 
 
 @dataclass(frozen=True)
-class Check:
+class Check(PlainRecord):
     """One row of a decision: what was expected, what was seen, and whether it passed."""
 
     name: str
@@ -59,10 +61,6 @@ class Check:
     champion: float | None
     passed: bool
     detail: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the row as plain data, its fields in declaration order."""
-        return asdict(self)
 
 
 def normalise_direction(direction: str) -> Direction:

@@ -17,6 +17,7 @@ from regpilot.core.databricks import (
     JobsPort,
     job_run_lookup_ids,
 )
+from regpilot.core.records import PlainRecord
 from regpilot.core.registry_port import (
     NotFound,
     RegistryError,
@@ -45,26 +46,15 @@ class RunResult:
 
 
 @dataclass
-class JobOutcome:
+class JobOutcome(PlainRecord):
     """What a job-completion notification led to (the task result)."""
 
     job_run_id: int
     job_id: int | None
     outcome: str  # processed | ignored
     detail: str
-    searched: tuple[int, ...] = ()
+    searched_job_run_ids: list[int] = field(default_factory=list)
     runs: list[RunResult] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the outcome as plain data."""
-        return {
-            "outcome": self.outcome,
-            "detail": self.detail,
-            "job_run_id": self.job_run_id,
-            "job_id": self.job_id,
-            "searched_job_run_ids": list(self.searched),
-            "runs": [vars(r) for r in self.runs],
-        }
 
 
 def process_job_completed(
@@ -91,7 +81,7 @@ def process_job_completed(
         if found
         else f"no MLflow run is tagged with job run ids {', '.join(map(str, searched))}"
     )
-    return JobOutcome(run_id, view.job_id, "processed", detail, searched, results)
+    return JobOutcome(run_id, view.job_id, "processed", detail, list(searched), results)
 
 
 def _process_run(ctx: Context, run: FoundRun) -> RunResult:

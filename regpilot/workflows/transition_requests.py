@@ -7,16 +7,16 @@ failure rejects it, each with a comment that gives the verdict and the failed ch
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from regpilot.core.databricks import REVIEWED_STAGES, TransitionPort, transition_comment
+from regpilot.core.records import PlainRecord
 from regpilot.core.registry_port import NotFound
 from regpilot.workflows.context import Context
 from regpilot.workflows.validation import judge, require_settled, subject_of_version
 
 
 @dataclass
-class TransitionOutcome:
+class TransitionOutcome(PlainRecord):
     """What a transition-request event led to (the task result)."""
 
     name: str
@@ -25,10 +25,6 @@ class TransitionOutcome:
     verdict: str | None = None
     stages: list[str] = field(default_factory=list)
     detail: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the outcome as plain data."""
-        return dict(vars(self))
 
 
 def process_transition_request(

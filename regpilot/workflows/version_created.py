@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from regpilot.core.records import PlainRecord
 from regpilot.core.summary import validation_summary
 from regpilot.core.tags import (
     FRAMEWORK,
@@ -30,17 +31,13 @@ from regpilot.workflows.validation import judge, require_settled, subject_of_ver
 
 
 @dataclass(frozen=True)
-class VersionOutcome:
+class VersionOutcome(PlainRecord):
     """What happened to a version registered by someone else."""
 
     name: str
     version: int
     status: str
     detail: str = ""
-
-    def as_dict(self) -> dict[str, object]:
-        """Return the outcome as plain data (the task result)."""
-        return dict(vars(self))
 
 
 def process_version_created(ctx: Context, name: str, version: int) -> VersionOutcome:

@@ -87,16 +87,23 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def processes_with(marker: str) -> list[int]:
+def processes_with(marker: str, pid_file: Path) -> list[int]:
+    """Return the live processes with `marker` in their command line that this test started.
+
+    Only those whose environment names the test's own `pid_file`: an evaluation child and the
+    model's helper inherit it. Other pytest processes may run evaluations of their own meanwhile.
+    """
     found = []
+    owner = f"REGPILOT_TOY_PIDFILE={pid_file}".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if marker in cmdline and alive(int(entry.name)):
+        if marker in cmdline and owner in environ and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 
@@ -337,7 +344,7 @@ def test_hanging_model_is_killed_with_its_whole_process_group(
         child_pid, helper_pid = (int(p) for p in pid_file.read_text().split())
         assert _gone(child_pid), "evaluation child still running"
         assert _gone(helper_pid), "the model's own subprocess still running"
-    assert processes_with(SLEEP_MARKER) == []
+    assert processes_with(SLEEP_MARKER, pid_file) == []
     run = run_of(eval_tracking_uri, result.evaluation_run_id)
     assert run.info.status == "KILLED"
     assert run.data.tags["regpilot_failure"].startswith("evaluation timed out after 3s during ")
@@ -356,10 +363,10 @@ def test_hanging_model_in_a_subprocess_child_is_killed_too(
         child_env={**ARMED, "REGPILOT_TOY_PIDFILE": str(pid_file)},
     )
     assert result.failure == "evaluation timed out after 10s"
-    assert processes_with("-m regpilot.evaluation.child") == []
+    assert processes_with("-m regpilot.evaluation.child", pid_file) == []
     if pid_file.exists():  # the model was loaded before the deadline (not on a very busy machine)
         assert _gone(*(int(p) for p in pid_file.read_text().split()))
-    assert processes_with(SLEEP_MARKER) == []
+    assert processes_with(SLEEP_MARKER, pid_file) == []
 
 
 def test_child_that_segfaults_gives_a_failed_result(

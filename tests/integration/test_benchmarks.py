@@ -78,7 +78,7 @@ def test_direct_enqueue_is_off_whenever_send_task_would_write_something_else(bse
 
     registered = create_celery(bsettings)
 
-    @registered.task(name=TASK)
+    @registered.task(name=TASK, shared=False)  # shared=True would reach every app, ours too
     def handler(*args: object, **kwargs: object) -> None:
         return None
 

@@ -35,9 +35,8 @@ from regpilot.queue.evaluation import EVALUATION_EXPERIMENT
 from tests.conftest import WorkerProcess
 from tests.support import derive, wait_until
 
-# One process with the engine's own tests: both run toy models that start `sleep` processes,
-# and the engine's tests check that none of those outlives its evaluation.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("evaluation-engine")]
+# One pytest process runs this module: its two workers start once (module fixture).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("evaluation-flow")]
 
 FEATURES = [f"f{i}" for i in range(6)]
 VERDICT_WAIT = 240  # seconds: an evaluation starts a child that imports MLflow (2 shared cores)

@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,7 @@ def _assert_once(store: RedisStore, client: Any, model: str) -> None:
     assert len(registrations) == 1
 
 
+@pytest.mark.slow  # the whole-worker case waits out the 60 s visibility timeout
 @pytest.mark.parametrize("whole_worker", [True, False], ids=["whole-worker", "pool-child"])
 def test_zero_setup_redis_default_finishes_a_killed_task_once_within_the_bound(
     pausable_mlflow, redis_url, secrets, identity, tmp_path, whole_worker
@@ -304,22 +306,54 @@ def test_with_rabbitmq_unreachable_the_receiver_answers_503_and_releases_the_cla
         delete_rabbitmq_queues(production.task_queue)
 
 
-@pytest.mark.parametrize("configuration", ["zero-setup", "compose-evaluator"])
-def test_long_tasks_and_held_retries_run_once_and_a_dead_workers_come_back(
-    redis_url, secrets, identity, tmp_path, configuration
-):
-    """Evaluation-length work: tasks far longer than Redis's visibility timeout.
+@dataclass
+class LeaseRig:
+    """A worker configuration running the lease test tasks (tests/lease_tasks.py) on its queue."""
 
-    On Redis a live worker renews the lease of what it holds, so a task running for twice the
-    timeout and a retry waiting past it for its ETA each run once; RabbitMQ has no such
-    timeout. When the whole worker dies, its task comes back within the bound (then runs again
-    in full: an evaluation's bound is this plus REGPILOT_EVALUATION_TIME_LIMIT). The worker is
-    `celery worker` with the test's tasks included, in the environment of the configuration.
+    configuration: str
+    settings: Settings
+    env: dict[str, str]
+    queue: str
+    client: redis_lib.Redis
+    key: str
+    producer: Any
+
+    @property
+    def timeout(self) -> int:
+        return self.settings.broker_visibility_timeout  # the shipped default (Redis's; 60 s)
+
+    def start(self, log: Path) -> LocalWorker:
+        argv = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker"]
+        argv += ["-I", "tests.lease_tasks", "-Q", self.queue, "-c", "2", "-l", "INFO"]
+        argv += ["--without-gossip", "--without-mingle", "-n", f"lease-{uuid.uuid4().hex[:6]}@%h"]
+        return LocalWorker(argv, self.env, log)
+
+    def counted(self, name: str) -> int:
+        return int(self.client.get(self.key + name) or 0)
+
+    def hold(self, name: str) -> None:
+        """Queue a task that runs until `release-<name>` is pushed (10 minutes at most)."""
+        from tests.lease_tasks import HOLD
+
+        args = [self.key + name, self.key + f"release-{name}", 600]
+        self.producer.send_task(HOLD, args=args, queue=self.queue)
+
+    def release(self, name: str) -> None:
+        self.client.lpush(self.key + f"release-{name}", "go")
+        wait_until(lambda: self.counted(f"{name}:done") == 1, timeout=30, message=f"{name} done")
+
+
+@pytest.fixture(params=["zero-setup", "compose-evaluator"])
+def lease_rig(request, redis_url, secrets, identity, tmp_path) -> Iterator[LeaseRig]:
+    """Evaluation-length work in one configuration, every timeout at its shipped default.
+
+    The worker is `celery worker` with the test's tasks included, in the environment of the
+    configuration: `Settings()` on Redis, or compose's evaluator (RabbitMQ broker).
     """
     from config.settings import settings_environment
     from regpilot.queue.celery_config import create_celery
-    from tests.lease_tasks import COUNT, HOLD
 
+    configuration = request.param
     if configuration == "zero-setup":
         settings = Settings(redis_url=redis_url, **identity)
         env = settings_environment(settings)
@@ -331,52 +365,77 @@ def test_long_tasks_and_held_retries_run_once_and_a_dead_workers_come_back(
         env = compose_environment("evaluator", redis_url, nowhere, secrets, identity, tmp_path)
         settings = settings_from(env)
         queue = settings.effective_evaluation_queue
-    timeout = settings.broker_visibility_timeout  # the shipped default (Redis's; 60 s)
     client = redis_lib.Redis.from_url(redis_url)
-    key = settings.key_prefix + "test:"
-    producer = create_celery(settings)
+    yield LeaseRig(
+        configuration,
+        settings,
+        env,
+        queue,
+        client,
+        settings.key_prefix + "test:",
+        create_celery(settings),
+    )
+    if configuration != "zero-setup":
+        delete_rabbitmq_queues(queue)
 
-    def start(log: Path) -> LocalWorker:
-        argv = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker"]
-        argv += ["-I", "tests.lease_tasks", "-Q", queue, "-c", "2", "-l", "INFO"]
-        argv += ["--without-gossip", "--without-mingle", "-n", f"lease-{uuid.uuid4().hex[:6]}@%h"]
-        return LocalWorker(argv, env, log)
 
-    def counted(name: str) -> int:
-        return int(client.get(key + name) or 0)
+# The two lease tests are separate (not one after the other) so that a parallel run overlaps
+# their waits: each waits out the shipped visibility timeout on purpose.
+@pytest.mark.slow
+def test_a_task_running_past_the_visibility_timeout_and_a_held_retry_each_run_once(
+    lease_rig: LeaseRig, tmp_path: Path
+) -> None:
+    """On Redis a live worker renews the lease of what it holds, so a task running for twice the
+    timeout and a retry waiting past it for its ETA each run once; RabbitMQ has no such timeout.
+    """
+    from tests.lease_tasks import COUNT
 
-    first = start(tmp_path / "first.log")
+    rig = lease_rig
+    worker = rig.start(tmp_path / "worker.log")
+    try:
+        rig.hold("long")
+        rig.producer.send_task(
+            COUNT, args=[rig.key + "eta"], countdown=rig.timeout + 40, queue=rig.queue
+        )
+        wait_until(lambda: rig.counted("long") == 1, timeout=60, message="the long task started")
+        time.sleep(2 * rig.timeout + 10)  # two visibility timeouts and more: no redelivery
+        assert rig.counted("long") == 1, "a running task was handed out again"
+        assert rig.counted("eta") == 1, "the held retry did not run once at its ETA"
+        rig.release("long")
+    finally:
+        worker.stop()
+    assert rig.counted("long") == 1 and rig.counted("eta") == 1
+
+
+@pytest.mark.slow
+def test_a_dead_workers_long_task_comes_back_within_the_bound(
+    lease_rig: LeaseRig, tmp_path: Path
+) -> None:
+    """When the whole worker dies, its task comes back within the bound (then runs again in
+    full: an evaluation's bound is this plus REGPILOT_EVALUATION_TIME_LIMIT)."""
+    rig = lease_rig
+    first = rig.start(tmp_path / "first.log")
     second: LocalWorker | None = None
     try:
-        producer.send_task(HOLD, args=[key + "long", key + "release-long", 600], queue=queue)
-        producer.send_task(COUNT, args=[key + "eta"], countdown=timeout + 40, queue=queue)
-        wait_until(lambda: counted("long") == 1, timeout=60, message="the long task started")
-        time.sleep(2 * timeout + 10)  # two visibility timeouts and more: no redelivery
-        assert counted("long") == 1, "a running task was handed out again"
-        assert counted("eta") == 1, "the held retry did not run once at its ETA"
-        client.lpush(key + "release-long", "go")
-        wait_until(lambda: counted("long:done") == 1, timeout=30, message="long task done")
-
-        producer.send_task(HOLD, args=[key + "killed", key + "release-killed", 600], queue=queue)
-        wait_until(lambda: counted("killed") == 1, timeout=60, message="the task started")
+        rig.hold("killed")
+        wait_until(lambda: rig.counted("killed") == 1, timeout=60, message="the task started")
         first.kill_everything()
         killed_at = time.monotonic()
-        second = start(tmp_path / "second.log")
+        second = rig.start(tmp_path / "second.log")
         wait_until(
-            lambda: counted("killed") == 2,
+            lambda: rig.counted("killed") == 2,
             timeout=BOUND_SECONDS,
             interval=0.5,
             message="the dead worker's task handed out again",
         )
         elapsed = time.monotonic() - killed_at
-        client.lpush(key + "release-killed", "go")
-        wait_until(lambda: counted("killed:done") == 1, timeout=30, message="rerun done")
+        rig.release("killed")
     finally:
         for worker in (first, second):
             if worker is not None:
                 worker.stop()
-        if configuration != "zero-setup":
-            delete_rabbitmq_queues(queue)
-    print(f"\n{configuration}: held task handed out again {elapsed:.1f} s later", file=sys.stderr)
+    print(
+        f"\n{rig.configuration}: held task handed out again {elapsed:.1f} s later", file=sys.stderr
+    )
     assert elapsed < BOUND_SECONDS
-    assert counted("long") == 1 and counted("eta") == 1 and counted("killed:done") == 1
+    assert rig.counted("killed:done") == 1

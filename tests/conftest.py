@@ -316,9 +316,35 @@ def _starts_first(item: pytest.Item) -> bool:
     )
 
 
+# tryfirst: pytest-xdist reads the `xdist_group` marks in this same hook (it appends the group to
+# each test id); a mark added after it has run would leave the engine's tests ungrouped, and every
+# pytest process would start the engine's MLflow server and log its models again.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep the engine's tests (their own MLflow server) in one process; long ones go first."""
+    """Keep the engine's server tests in one process (one MLflow server); long ones go first."""
     for item in items:
-        if EVALUATION_TESTS in Path(str(item.path)).parents:
+        in_engine_folder = EVALUATION_TESTS in Path(str(item.path)).parents
+        if in_engine_folder and "eval_tracking_uri" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("evaluation-engine"))
     items.sort(key=lambda item: not _starts_first(item))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run a parallel session whose `xdist_group` marks are not in effect.
+
+    Under `--dist loadgroup` pytest-xdist appends each test's group to its id, and the scheduler
+    sends a group's tests to one process. If a pytest or xdist release breaks that (pytest 9.2
+    did), every process would build the groups' module fixtures (servers, workers) again.
+    """
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [
+        item.nodeid
+        for item in session.items
+        if item.get_closest_marker("xdist_group") is not None and "@" not in item.nodeid
+    ]
+    if lost:
+        raise pytest.UsageError(
+            f"--dist loadgroup is not grouping (e.g. {lost[0]}): check the pytest and "
+            "pytest-xdist versions against the pin in pyproject.toml"
+        )

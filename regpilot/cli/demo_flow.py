@@ -96,8 +96,13 @@ def train(name: str, estimator: Any, *, buggy: bool = False) -> str:
                 "test_recall": float(recall_score(y_test, predicted, average="macro")),
             }
         )
+        # Named, not inferred: inference starts a fresh Python per model to see what it imports
+        # (seconds each), and these toy models need only what MLflow pins for scikit-learn.
         mlflow.sklearn.log_model(
-            estimator, name="model", signature=infer_signature(x_test, predicted)
+            estimator,
+            name="model",
+            signature=infer_signature(x_test, predicted),
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(),
         )
         return str(run.info.run_id)
 

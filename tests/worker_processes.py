@@ -206,4 +206,8 @@ class ComposeWorker(LocalWorker):
         command = compose_service(service)["command"]
         argv = list(command) if isinstance(command, list) else shlex.split(command)
         assert argv[0] == "regpilot", f"{service} does not run regpilot: {argv}"
+        # `%h` is the container's own host name there (one per container); here many workers
+        # share one host, and RabbitMQ lets only one node hold `<name>@<host>.celery.pidbox`.
+        container = f"%h-{uuid.uuid4().hex[:6]}"
+        argv = [arg.replace("@%h", f"@{container}") for arg in argv]
         super().__init__([sys.executable, "-m", "regpilot.cli.main", *argv[1:]], env, log_path)

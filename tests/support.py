@@ -22,7 +22,7 @@ FAILING = {"test_accuracy": 0.60, "test_precision": 0.93, "test_recall": 0.92}
 def wait_until(
     predicate: Callable[[], T],
     timeout: float = 60,
-    interval: float = 0.2,
+    interval: float = 0.4,
     message: str = "condition",
 ) -> T:
     """Return the first truthy value of `predicate`, or fail after `timeout` seconds."""

@@ -26,7 +26,8 @@ from regpilot.cli.stack import free_port
 from tests.conftest import ThreadedReceiver, WorkerProcess
 from tests.support import FAILING, PASSING, derive, post, run_webhook, train_run, wait_until
 
-pytestmark = pytest.mark.integration
+# One pytest process runs this module: its worker and sink (module fixtures) start once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("notify-stack")]
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "notifications.schema.json").read_text())
 SECRET_VARIABLE = "REGPILOT_NOTIFY_SECRET_ITEST"

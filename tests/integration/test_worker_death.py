@@ -44,6 +44,9 @@ from tests.worker_processes import (
 )
 
 pytestmark = pytest.mark.integration
+# The tests that pause MLflow share one pausable server (module fixture): one pytest process runs
+# them all, so a parallel run starts that server once rather than in every process.
+PAUSABLE = pytest.mark.xdist_group("pausable-mlflow")
 
 # The promise in the README: a killed worker's event is finished within 3 minutes of the kill.
 BOUND_SECONDS = 180
@@ -149,6 +152,7 @@ def _assert_once(store: RedisStore, client: Any, model: str) -> None:
     assert len(registrations) == 1
 
 
+@PAUSABLE
 @pytest.mark.slow  # the whole-worker case waits out the 60 s visibility timeout
 @pytest.mark.parametrize("whole_worker", [True, False], ids=["whole-worker", "pool-child"])
 def test_zero_setup_redis_default_finishes_a_killed_task_once_within_the_bound(
@@ -179,6 +183,7 @@ def test_zero_setup_redis_default_finishes_a_killed_task_once_within_the_bound(
     _assert_once(RedisStore.from_settings(settings), MlflowClient(pausable_mlflow.url), model)
 
 
+@PAUSABLE
 @pytest.mark.parametrize("whole_worker", [True, False], ids=["whole-worker", "pool-child"])
 def test_compose_configuration_finishes_a_killed_task_once_within_the_bound(
     pausable_mlflow, redis_url, secrets, identity, tmp_path, whole_worker
@@ -214,6 +219,7 @@ def test_compose_configuration_finishes_a_killed_task_once_within_the_bound(
     _assert_once(RedisStore.from_settings(settings), MlflowClient(pausable_mlflow.url), model)
 
 
+@PAUSABLE
 def test_a_lost_run_task_is_queued_again_by_the_sweep_under_its_webhooks_model_name(
     pausable_mlflow, redis_url, secrets, identity, tmp_path
 ):
@@ -268,6 +274,7 @@ def test_a_lost_run_task_is_queued_again_by_the_sweep_under_its_webhooks_model_n
     assert version.run_id == run_id
 
 
+@PAUSABLE
 def test_with_rabbitmq_unreachable_the_receiver_answers_503_and_releases_the_claim(
     pausable_mlflow, redis_url, secrets, identity, tmp_path
 ):

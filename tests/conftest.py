@@ -24,6 +24,7 @@ import redis as redis_lib
 
 from config.settings import Settings, child_environment, settings_environment
 from regpilot.cli.stack import LocalStack, Secrets, free_port, redis_answers
+from tests.scheduling import DEFAULT_SLOW_SECONDS, handout_order
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -277,8 +278,9 @@ def client(mlflow_server: str) -> object:
 # --- parallel runs (pytest-xdist) ----------------------------------------------------------------
 # `make test` runs `pytest -n 3 --dist loadgroup`. Tests that share module fixtures which start
 # processes (the Databricks stub and its worker, the reliability tests' restartable MLflow) carry
-# an `xdist_group` mark, so one worker process starts those once. Tests marked `slow` are handed
-# out first, so the long ones do not start last and leave the other workers idle at the end.
+# an `xdist_group` mark, so one worker process starts those once. The longest units are handed out
+# first, each with a short one behind it (tests/scheduling.py), so two long ones never queue in one
+# process and none starts last.
 
 
 EVALUATION_TESTS = Path(__file__).parent / "evaluation"
@@ -305,15 +307,16 @@ def restore_mlflow_tracking_uri() -> Iterator[None]:
         os.environ["MLFLOW_TRACKING_URI"] = environ
 
 
-# Groups that run a few minutes in one process: handed out with the `slow` tests, first.
-LONG_GROUPS = {"evaluation-engine", "evaluation-flow"}
-
-
-def _starts_first(item: pytest.Item) -> bool:
+def _scope(item: pytest.Item) -> str:
+    """The work unit pytest-xdist hands out: the test's `xdist_group`, or the test alone."""
     group = item.get_closest_marker("xdist_group")
-    return item.get_closest_marker("slow") is not None or (
-        group is not None and bool(group.args) and group.args[0] in LONG_GROUPS
-    )
+    return str(group.args[0]) if group is not None and group.args else item.nodeid
+
+
+def _seconds(item: pytest.Item) -> float:
+    """The longest `slow` mark on the test (a parametrised case may carry one of its own)."""
+    marks = item.iter_markers("slow")
+    return max((float(m.args[0]) if m.args else DEFAULT_SLOW_SECONDS for m in marks), default=0.0)
 
 
 # tryfirst: pytest-xdist reads the `xdist_group` marks in this same hook (it appends the group to
@@ -321,12 +324,14 @@ def _starts_first(item: pytest.Item) -> bool:
 # pytest process would start the engine's MLflow server and log its models again.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep the engine's server tests in one process (one MLflow server); long ones go first."""
+    """Keep the engine's server tests in one process (one MLflow server); order the hand-out."""
     for item in items:
         in_engine_folder = EVALUATION_TESTS in Path(str(item.path)).parents
         if in_engine_folder and "eval_tracking_uri" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("evaluation-engine"))
-    items.sort(key=lambda item: not _starts_first(item))
+    # Every xdist process computes the same order (pytest-xdist requires identical collections).
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    items[:] = handout_order(items, _scope, _seconds, workers)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -95,7 +95,7 @@ def test_direct_enqueue_is_off_whenever_send_task_would_write_something_else(bse
         signals.before_task_publish.disconnect(stamp)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(80)
 def test_benchmark_harness_runs_end_to_end_with_tiny_counts(tmp_path: Path, redis_url, capsys):
     sections = ["e2e", "burst", "retention"]
     if shutil.which("wrk"):  # Debian's wrk: `make bench` installs it, CI images may not have it

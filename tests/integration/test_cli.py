@@ -117,7 +117,7 @@ def test_webhooks_install_creates_then_updates_and_warns(mlflow_server, settings
                 client.delete_webhook(hook.webhook_id)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(90)
 def test_demo_runs_the_whole_flow_and_prints_the_outcome_table(tmp_path, redis_url):
     env = child_environment(
         {

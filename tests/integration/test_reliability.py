@@ -255,7 +255,7 @@ def test_reconciliation_finds_a_version_no_webhook_announced(
     assert mv.tags["validation_status"] == "PASSED" and "challenger" in mv.aliases
 
 
-@pytest.mark.slow
+@pytest.mark.slow(40)
 def test_thirty_concurrent_runs_of_one_model(stack, client, tmp_path):
     settings = stack["settings"]
     extra = WorkerProcess(settings, tmp_path / "extra.log")  # 2 worker processes in all

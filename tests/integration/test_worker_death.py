@@ -153,7 +153,6 @@ def _assert_once(store: RedisStore, client: Any, model: str) -> None:
 
 
 @PAUSABLE
-@pytest.mark.slow  # the whole-worker case waits out the 60 s visibility timeout
 @pytest.mark.parametrize("whole_worker", [True, False], ids=["whole-worker", "pool-child"])
 def test_zero_setup_redis_default_finishes_a_killed_task_once_within_the_bound(
     pausable_mlflow, redis_url, secrets, identity, tmp_path, whole_worker
@@ -350,7 +349,11 @@ class LeaseRig:
         wait_until(lambda: self.counted(f"{name}:done") == 1, timeout=30, message=f"{name} done")
 
 
-@pytest.fixture(params=["zero-setup", "compose-evaluator"])
+# The zero-setup kill waits out the 60 s visibility timeout; RabbitMQ requeues at once.
+ZERO_SETUP = pytest.param("zero-setup", marks=pytest.mark.slow(80))
+
+
+@pytest.fixture(params=[ZERO_SETUP, "compose-evaluator"])
 def lease_rig(request, redis_url, secrets, identity, tmp_path) -> Iterator[LeaseRig]:
     """Evaluation-length work in one configuration, every timeout at its shipped default.
 
@@ -388,7 +391,7 @@ def lease_rig(request, redis_url, secrets, identity, tmp_path) -> Iterator[Lease
 
 # The two lease tests are separate (not one after the other) so that a parallel run overlaps
 # their waits: each waits out the shipped visibility timeout on purpose.
-@pytest.mark.slow
+@pytest.mark.slow(140)
 def test_a_task_running_past_the_visibility_timeout_and_a_held_retry_each_run_once(
     lease_rig: LeaseRig, tmp_path: Path
 ) -> None:
@@ -414,7 +417,6 @@ def test_a_task_running_past_the_visibility_timeout_and_a_held_retry_each_run_on
     assert rig.counted("long") == 1 and rig.counted("eta") == 1
 
 
-@pytest.mark.slow
 def test_a_dead_workers_long_task_comes_back_within_the_bound(
     lease_rig: LeaseRig, tmp_path: Path
 ) -> None:

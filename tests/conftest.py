@@ -23,7 +23,13 @@ import pytest
 import redis as redis_lib
 
 from config.settings import Settings, child_environment, settings_environment
-from regpilot.cli.stack import LocalStack, Secrets, free_port, redis_answers
+from regpilot.cli.stack import (
+    LocalStack,
+    Secrets,
+    free_port,
+    redis_answers,
+    throwaway_redis_argv,
+)
 from tests.scheduling import DEFAULT_SLOW_SECONDS, handout_order
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +50,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("no Redis on 127.0.0.1:6379 and no redis-server on PATH")
     port = free_port()
     process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        throwaway_redis_argv(server, port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

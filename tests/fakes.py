@@ -247,12 +247,7 @@ class FakeRegistry:
                 )
 
     def create_version(
-        self,
-        name: str,
-        source: str,
-        run_id: str,
-        tags: Mapping[str, str],
-        description: str | None,
+        self, name: str, source: str, run_id: str, tags: Mapping[str, str], description: str | None
     ) -> ModelVersion:
         """Create a version with its tags, creating the registered model if missing."""
         self.calls["create_version"] += 1

@@ -123,6 +123,11 @@ class PartFailed(RuntimeError):
         return f"{self}; last lines of {self.log_path}:\n{tail}\nnothing is left running."
 
 
+def throwaway_redis_argv(server: str, port: int) -> list[str]:
+    """Return the command of a redis-server on 127.0.0.1:`port` that keeps nothing on disk."""
+    return [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
 @dataclass
 class LocalStack:
     """Start and stop the embedded stack's processes."""
@@ -160,21 +165,7 @@ class LocalStack:
         server = shutil.which("redis-server")
         if server:
             port = free_port()
-            self._spawn(
-                "redis",
-                [
-                    server,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                {},
-            )
+            self._spawn("redis", throwaway_redis_argv(server, port), {})
             deadline = time.monotonic() + 10
             while not redis_answers("127.0.0.1", port):
                 if time.monotonic() > deadline:

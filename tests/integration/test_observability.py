@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Settings
 from handlers import create_app
-from regpilot.cli.stack import free_port, redis_answers
+from regpilot.cli.stack import free_port, redis_answers, throwaway_redis_argv
 from regpilot.observability.logging import make_handler
 from regpilot.stores.redis_store import RedisStore
 from tests.conftest import WorkerProcess
@@ -162,7 +162,7 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         pytest.fail("redis-server is not on PATH")
     port = free_port()
     process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        throwaway_redis_argv(server, port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=tmp_path,

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from config.settings import Settings, settings_environment
 from handlers import create_app
 from regpilot.cli.main import main
-from regpilot.cli.stack import LocalStack, Secrets, free_port
+from regpilot.cli.stack import LocalStack, Secrets, free_port, throwaway_redis_argv
 from regpilot.stores.redis_store import RedisStore
 from tests.conftest import FIXTURES, WorkerProcess
 from tests.support import FAILING, PASSING, derive, run_webhook, train_run, wait_until
@@ -308,17 +308,7 @@ def test_thirty_concurrent_runs_of_one_model(stack, client, tmp_path):
 
 def test_redis_restart_gives_503s_then_normal_service(settings, tmp_path):
     port = free_port()
-    argv = [
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]
+    argv = throwaway_redis_argv("redis-server", port)
 
     def start() -> subprocess.Popen[bytes]:
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)

@@ -292,25 +292,37 @@ def client(mlflow_server: str) -> object:
 EVALUATION_TESTS = Path(__file__).parent / "evaluation"
 
 
+def _put_back_environ(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
 def restore_mlflow_tracking_uri() -> Iterator[None]:
-    """Put back the process's tracking URI after each test.
+    """Put back the process's tracking and registry URIs after each test.
 
     Some tests point MLflow at a server of their own (a module's restartable one, the engine's),
     which is gone later; the next test in this process (any order, under xdist) trains on the
-    session's server. Only restores what MLflow was already imported with.
+    session's server. A receiver or registry adapter built in this process for the workspace
+    registry sets MLflow's global registry URI to `databricks` (and MLFLOW_REGISTRY_URI): the next
+    test's `register_model` would go there. Only restores what MLflow was already imported with.
     """
     mlflow = sys.modules.get("mlflow")
     if mlflow is None:
         yield
         return
+    from mlflow.tracking._model_registry import utils as registry_utils
+
     previous, environ = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
+    # The registry URI as set (None: follow the tracking URI), not the one it resolves to.
+    registry, registry_environ = registry_utils._registry_uri, os.environ.get("MLFLOW_REGISTRY_URI")
     yield
     mlflow.set_tracking_uri(previous)
-    if environ is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = environ
+    _put_back_environ("MLFLOW_TRACKING_URI", environ)
+    registry_utils._registry_uri = registry
+    _put_back_environ("MLFLOW_REGISTRY_URI", registry_environ)
 
 
 def _scope(item: pytest.Item) -> str:

@@ -28,7 +28,7 @@ def registry_event() -> ResponseReturnValue:
         MlflowEnvelope,
         "MLflow webhook envelope",
     )
-    summary = {"event": envelope.event}
+    summary: dict[str, object] = {"event": envelope.event}
     if envelope.event != "model_version.created":
         return ignored(SOURCE, delivery_id, f"event {envelope.event} needs no action", summary)
     try:

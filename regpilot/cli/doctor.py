@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import click
@@ -214,7 +214,7 @@ class Doctor:
 
         client = MlflowClient(tracking_uri=self.settings.mlflow_tracking_uri)
         try:
-            result = client.test_webhook(str(self.hook_id), TEST_EVENT)
+            result = client.test_webhook(str(self.hook_id), cast(Any, TEST_EVENT))
         except MlflowException as exc:
             return judge_test_delivery(None, "", str(exc), listing_failed=True)
         return judge_test_delivery(

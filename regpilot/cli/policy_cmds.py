@@ -103,7 +103,7 @@ def metric_warnings(
         root = yaml.compose(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         root = None
-    warnings = []
+    warnings: list[str] = []
     for name in names:
         try:
             logged = model_metric_names(uri, name, timeout=10)
@@ -116,7 +116,7 @@ def metric_warnings(
         if policy.champion is not None:
             wanted.add(policy.champion.metric)
         for metric in sorted(wanted - logged):
-            key = ("models", name, "metrics", metric)
+            key: tuple[str, ...] = ("models", name, "metrics", metric)
             if name not in loaded.overrides or metric not in (
                 _written_metrics(root, name) or set()
             ):

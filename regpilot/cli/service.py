@@ -24,7 +24,7 @@ from regpilot.cli.common import choice_option, friendly_errors, policy_option, s
 @friendly_errors
 def serve(host: str, port: int, workers: int, insecure_no_signature: bool) -> None:
     """Run the webhook receiver under gunicorn (same as gunicorn 'handlers:create_app()')."""
-    from gunicorn.app.base import BaseApplication
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     from handlers import create_app, gunicorn_conf
     from regpilot.observability.metrics import use_multiprocess_dir

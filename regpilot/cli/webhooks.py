@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import click
@@ -63,16 +63,18 @@ def install_mlflow_webhook(
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
+    # MLflow types events as a Literal of its event names; ours come from the CLI as strings.
+    subscribed: list[Any] = list(events)
     existing = [w for w in mlflow_webhooks(client) if w.name == name]
     if existing:
         hook = client.update_webhook(
-            existing[0].webhook_id, url=url, events=list(events), secret=secret, status="ACTIVE"
+            existing[0].webhook_id, url=url, events=subscribed, secret=secret, status="ACTIVE"
         )
         return hook.webhook_id, "updated"
     hook = client.create_webhook(
         name,
         url,
-        list(events),
+        subscribed,
         secret=secret,
         description="regpilot: validate, register, alias, retain",
     )
@@ -213,7 +215,7 @@ def test_hook(
                 f"no webhook named {hook_name!r} on the MLflow server: give --id or --name"
             )
         webhook_id = ours[0]
-    result = client.test_webhook(webhook_id, event)
+    result = client.test_webhook(webhook_id, cast(Any, event))
     status = result.response_status
     if as_json:
         emit_json({"id": webhook_id, "status_code": status, "body": result.response_body})

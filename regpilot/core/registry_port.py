@@ -190,7 +190,9 @@ class Registry(Protocol):
     """
 
     capabilities: RegistryCapabilities
-    pages_read: int
+
+    @property
+    def pages_read(self) -> int: ...
 
     def get_run(self, run_id: str) -> RunInfo: ...
 

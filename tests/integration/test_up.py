@@ -12,9 +12,11 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_lib
 
 from config.settings import child_environment
 from regpilot.cli.stack import free_port
@@ -57,6 +59,17 @@ def user_folder(tmp_path: Path) -> Path:
     (folder / "config.py").write_text("raise SystemExit('the user config.py was imported')\n")
     (folder / "tasks.py").write_text("raise SystemExit('the user tasks.py was imported')\n")
     return folder
+
+
+@pytest.fixture()
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; what `up` wrote under it is deleted afterwards."""
+    own = f"regpilot-up-{uuid.uuid4().hex[:8]}:"
+    yield own
+    client = redis_lib.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{own}*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 def up_environment(tmp_path: Path, redis_url: str, prefix: str) -> dict[str, str]:
@@ -129,13 +142,12 @@ def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
     )
 
 
-def test_up_shares_its_configuration_with_the_cli_and_stops_on_sigterm(tmp_path, redis_url):
+def test_up_shares_its_configuration_with_the_cli_and_stops_on_sigterm(tmp_path, redis_url, prefix):
     import mlflow
 
     from tests.support import train_run
 
     folder = user_folder(tmp_path)
-    prefix = f"regpilot-up-{uuid.uuid4().hex[:8]}:"
     env = up_environment(tmp_path, redis_url, prefix)
     port = free_port()
     up = Up(["--port", str(port)], env, folder)
@@ -224,9 +236,11 @@ def test_up_shares_its_configuration_with_the_cli_and_stops_on_sigterm(tmp_path,
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_taken_port_stops_up_with_the_child_log_and_leaves_nothing_running(tmp_path, redis_url):
+def test_a_taken_port_stops_up_with_the_child_log_and_leaves_nothing_running(
+    tmp_path, redis_url, prefix
+):
     folder = user_folder(tmp_path)
-    env = up_environment(tmp_path, redis_url, f"regpilot-up-{uuid.uuid4().hex[:8]}:")
+    env = up_environment(tmp_path, redis_url, prefix)
     state = (tmp_path / "state" / "local").resolve()
     state.mkdir(parents=True)
     remembered = free_port()
@@ -251,9 +265,9 @@ def test_a_taken_port_stops_up_with_the_child_log_and_leaves_nothing_running(tmp
     assert processes_in(state) == []
 
 
-def test_sighup_while_starting_stops_up_and_leaves_nothing_running(tmp_path, redis_url):
+def test_sighup_while_starting_stops_up_and_leaves_nothing_running(tmp_path, redis_url, prefix):
     folder = user_folder(tmp_path)
-    env = up_environment(tmp_path, redis_url, f"regpilot-up-{uuid.uuid4().hex[:8]}:")
+    env = up_environment(tmp_path, redis_url, prefix)
     state = (tmp_path / "state" / "local").resolve()
     up = Up(["--port", str(free_port())], env, folder)
     try:

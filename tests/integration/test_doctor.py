@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis as redis_lib
 from click.testing import CliRunner
 
 from config.settings import settings_environment
@@ -90,15 +92,27 @@ def test_no_worker_on_our_queue_fails_the_workers_check(stack, settings):
     assert "REGPILOT_TASK_QUEUE" in workers["fix"]
 
 
-def test_no_worker_at_all_and_no_beat_fail_with_their_fixes(stack, settings):
-    code, checks, text = _doctor(settings, REGPILOT_KEY_PREFIX=f"doctor-{uuid.uuid4().hex[:6]}:")
+@pytest.fixture()
+def empty_prefixes(settings) -> Iterator[list[str]]:
+    """Two key prefixes nothing runs under; what the doctor's Celery client wrote is deleted."""
+    prefixes = [f"doctor-{uuid.uuid4().hex[:6]}:" for _ in range(2)]
+    yield prefixes
+    client = redis_lib.Redis.from_url(settings.redis_url)
+    for prefix in prefixes:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def test_no_worker_at_all_and_no_beat_fail_with_their_fixes(stack, settings, empty_prefixes):
+    code, checks, text = _doctor(settings, REGPILOT_KEY_PREFIX=empty_prefixes[0])
     assert code == 1
     assert checks["workers"]["status"] == "fail" and "regpilot worker" in checks["workers"]["fix"]
     assert checks["beat"]["status"] == "fail" and "regpilot beat" in checks["beat"]["fix"]
     human = CliRunner().invoke(
         main,
         ["doctor"],
-        env={**settings_environment(settings), "REGPILOT_KEY_PREFIX": "doctor-none:"},
+        env={**settings_environment(settings), "REGPILOT_KEY_PREFIX": empty_prefixes[1]},
     )
     assert human.exit_code == 1
     assert "FAIL  workers" in human.output and "fix: start one" in human.output

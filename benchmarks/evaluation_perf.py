@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -39,48 +35,6 @@ KEYS = (
     "overhead",
     "total",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_server(state: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{state}/mlflow.db",
-            "--artifacts-destination",
-            str(state / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2):
-                return process, url
-        except OSError:
-            time.sleep(0.25)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError("mlflow server did not start")
 
 
 def _floor(model_uri: str, data: Any, experiment: str) -> dict[str, float]:
@@ -125,10 +79,12 @@ def main() -> int:
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
 
+    from regpilot.cli.stack import LocalStack, Secrets
     from regpilot.evaluation import EvaluationSpec, evaluate_model, warm_forkserver
 
     state = Path(tempfile.mkdtemp(prefix="regpilot-eval-perf-"))
-    server, url = _start_server(state)
+    stack = LocalStack(state)
+    url = stack.start_mlflow(Secrets.load_or_create(state))
     try:
         mlflow.set_tracking_uri(url)
         mlflow.set_experiment("perf-models")
@@ -187,8 +143,7 @@ def main() -> int:
                 cells.append(f"{statistics.median(values):.2f}" if values else "-")
             print(f"| {name} | " + " | ".join(cells) + " |")
     finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+        stack.stop()
     return 0
 
 

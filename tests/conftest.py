@@ -282,11 +282,11 @@ def client(mlflow_server: str) -> object:
 
 
 # --- parallel runs (pytest-xdist) ----------------------------------------------------------------
-# `make test` runs `pytest -n 3 --dist loadgroup`. Tests that share module fixtures which start
-# processes (the Databricks stub and its worker, the reliability tests' restartable MLflow) carry
-# an `xdist_group` mark, so one worker process starts those once. The longest units are handed out
-# first, each with a short one behind it (tests/scheduling.py), so two long ones never queue in one
-# process and none starts last.
+# `make test` runs `pytest -n 6 --dist loadgroup --no-loadscope-reorder`. Tests that share module
+# fixtures which start processes (the Databricks stub and its worker, the restartable and pausable
+# MLflow servers, the evaluation workers) carry an `xdist_group` mark, so one worker process starts
+# those once. The longest units are handed out first, each with a short one behind it
+# (tests/scheduling.py), so two long ones never queue in one process and none starts last.
 
 
 EVALUATION_TESTS = Path(__file__).parent / "evaluation"

@@ -1,18 +1,12 @@
 """One real `mlflow server` for the evaluation tests, plus tiny datasets and models logged to it.
 
-The server (sqlite backend, local artifact store, one worker, job execution off) starts on first
-use and is killed at the end of the session. Nothing here imports the rest of regpilot.
+The server is the embedded stack's (`LocalStack.start_mlflow`: sqlite backend, local artifact
+store, one worker, job execution off); it starts on first use and stops at the end of the session.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,69 +23,17 @@ REQUIREMENTS = ["mlflow", "scikit-learn", "pandas"]
 FEATURES = [f"f{i}" for i in range(8)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def eval_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real MLflow tracking server for this test folder."""
+    """A real MLflow tracking server for this test folder (the embedded stack's own start)."""
+    from regpilot.cli.stack import LocalStack, Secrets
+
     state = tmp_path_factory.mktemp("eval-mlflow")
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    log = open(state / "server.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{state}/mlflow.db",
-            "--artifacts-destination",
-            str(state / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    stack = LocalStack(state)
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(state / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("mlflow server did not answer /health in 90 s")
-            time.sleep(0.25)
-        yield url
+        yield stack.start_mlflow(Secrets.load_or_create(state))
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=3)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        try:  # the whole group: gunicorn/uvicorn workers included
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
-        log.close()
+        stack.stop()
 
 
 @dataclass(frozen=True)

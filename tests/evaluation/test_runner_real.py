@@ -441,14 +441,14 @@ def test_unusable_dataset_fails_as_a_dataset_problem(
 
 
 def test_unreachable_tracking_server_is_an_infrastructure_error(data: Data) -> None:
-    from tests.evaluation.conftest import _free_port
+    from regpilot.cli.stack import free_port
 
     started = time.monotonic()
     with pytest.raises(EvaluationInfrastructureError, match="unreachable"):
         evaluate_model(
             "models:/m-0123",
             classifier_spec(data),
-            tracking_uri=f"http://127.0.0.1:{_free_port()}",
+            tracking_uri=f"http://127.0.0.1:{free_port()}",
         )
     assert time.monotonic() - started < 10
 

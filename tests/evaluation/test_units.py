@@ -171,10 +171,10 @@ def test_describe_exception_is_one_line() -> None:
 
 
 def test_preflight_raises_for_a_closed_port_and_skips_other_schemes() -> None:
-    from tests.evaluation.conftest import _free_port
+    from regpilot.cli.stack import free_port
 
     with pytest.raises(runner.EvaluationInfrastructureError, match="unreachable"):
-        runner.check_tracking_server(f"http://127.0.0.1:{_free_port()}", timeout=2)
+        runner.check_tracking_server(f"http://127.0.0.1:{free_port()}", timeout=2)
     runner.check_tracking_server("databricks")
     runner.check_tracking_server("sqlite:////tmp/x.db")
 
